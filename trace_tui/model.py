@@ -1,0 +1,573 @@
+"""Trace model: MLflow trace JSON -> typed trace info and a span tree with latency and tokens.
+
+Pure Python, no I/O. Decodes both span encodings MLflow serves (OTel-proto JSON from
+``traces/get``/``batchGet`` and the MLflow-native dicts of ``Trace.to_dict()``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+TOKEN_USAGE_ATTR = "mlflow.chat.tokenUsage"
+COST_ATTR = "mlflow.llm.cost"
+SPAN_TYPE_ATTR = "mlflow.spanType"
+INPUTS_ATTR = "mlflow.spanInputs"
+OUTPUTS_ATTR = "mlflow.spanOutputs"
+MODEL_ATTRS = ("mlflow.llm.model", "gen_ai.response.model", "gen_ai.request.model")
+
+
+class TraceDecodeError(ValueError):
+    """A trace or span payload that cannot be decoded; the message names the culprit."""
+
+
+# --------------------------------------------------------------------------- small values
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Input/output/total tokens, as MLflow's ``mlflow.chat.tokenUsage``."""
+
+    input: int = 0
+    output: int = 0
+    total: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(self.input + other.input, self.output + other.output,
+                          self.total + other.total)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"input": self.input, "output": self.output, "total": self.total}
+
+    @classmethod
+    def from_value(cls, value: Any) -> TokenUsage | None:
+        """Parse a usage dict (or its JSON string); None when absent or malformed."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, Mapping):
+            return None
+        inp = _as_int(value.get("input_tokens"))
+        out = _as_int(value.get("output_tokens"))
+        tot = _as_int(value.get("total_tokens"))
+        if inp is None and out is None and tot is None:
+            return None
+        inp, out = inp or 0, out or 0
+        return cls(inp, out, tot if tot is not None else inp + out)
+
+
+ZERO_TOKENS = TokenUsage()
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """A feedback or expectation attached to a trace (or one of its spans)."""
+
+    assessment_id: str
+    name: str
+    source_type: str
+    source_id: str
+    value: Any
+    rationale: str = ""
+    error: str | None = None
+    span_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    create_time: str = ""
+    valid: bool = True
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Assessment:
+        source = d.get("source") or {}
+        feedback = d.get("feedback")
+        expectation = d.get("expectation")
+        value: Any = None
+        error = None
+        if isinstance(feedback, Mapping):
+            value = feedback.get("value")
+            err = feedback.get("error")
+            if isinstance(err, Mapping):
+                error = str(err.get("error_message") or err.get("error_code") or "error")
+        elif isinstance(expectation, Mapping):
+            value = expectation.get("value")
+        return cls(
+            assessment_id=str(d.get("assessment_id", "")),
+            name=str(d.get("assessment_name", "")),
+            source_type=str(source.get("source_type", "")),
+            source_id=str(source.get("source_id", "")),
+            value=value,
+            rationale=str(d.get("rationale", "") or ""),
+            error=error,
+            span_id=d.get("span_id") or None,
+            metadata=dict(d.get("metadata") or {}),
+            create_time=str(d.get("create_time", "")),
+            valid=bool(d.get("valid", True)),
+        )
+
+
+# --------------------------------------------------------------------------- trace info
+
+
+@dataclass(slots=True)
+class TraceInfo:
+    """The searchable part of a trace: ids, timing, state, tags, metadata, assessments."""
+
+    trace_id: str
+    experiment_id: str
+    name: str
+    state: str
+    request_time_ms: int
+    duration_ms: float | None
+    tags: dict[str, str]
+    metadata: dict[str, str]
+    assessments: list[Assessment]
+    request_preview: str = ""
+    response_preview: str = ""
+
+    @property
+    def tokens(self) -> TokenUsage | None:
+        """The server's stored trace total (may disagree with the spans, see TraceTree)."""
+        return TokenUsage.from_value(self.metadata.get("mlflow.trace.tokenUsage"))
+
+    @property
+    def cost_usd(self) -> float | None:
+        raw = self.metadata.get("mlflow.trace.cost")
+        if not raw:
+            return None
+        try:
+            cost = json.loads(raw)
+        except ValueError:
+            return None
+        return _as_float(cost.get("total_cost")) if isinstance(cost, Mapping) else None
+
+    @property
+    def session(self) -> str:
+        return self.metadata.get("mlflow.trace.session", "")
+
+    @property
+    def user(self) -> str:
+        return self.metadata.get("mlflow.trace.user", "")
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("OK", "ERROR")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TraceInfo:
+        """Decode a v3 TraceInfo JSON object."""
+        try:
+            trace_id = str(d["trace_id"])
+        except (KeyError, TypeError):
+            raise TraceDecodeError("trace info without 'trace_id'") from None
+        location = d.get("trace_location") or {}
+        exp = (location.get("mlflow_experiment") or {}).get("experiment_id", "")
+        tags = {str(k): str(v) for k, v in (d.get("tags") or {}).items()}
+        return cls(
+            trace_id=trace_id,
+            experiment_id=str(exp),
+            name=tags.get("mlflow.traceName", ""),
+            state=str(d.get("state", "STATE_UNSPECIFIED")),
+            request_time_ms=parse_rfc3339_ms(d.get("request_time")),
+            duration_ms=parse_duration_ms(d.get("execution_duration")),
+            tags=tags,
+            metadata={str(k): str(v) for k, v in (d.get("trace_metadata") or {}).items()},
+            assessments=[Assessment.from_json(a) for a in d.get("assessments") or []],
+            request_preview=str(d.get("request_preview", "") or ""),
+            response_preview=str(d.get("response_preview", "") or ""),
+        )
+
+
+def parse_rfc3339_ms(value: Any) -> int:
+    """``"2026-11-26T03:27:20.748Z"`` -> epoch milliseconds (0 when absent)."""
+    if not value:
+        return 0
+    if isinstance(value, int | float):
+        return int(value)
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise TraceDecodeError(f"bad request_time {value!r}") from None
+    return int(round(dt.timestamp() * 1000))
+
+
+def parse_duration_ms(value: Any) -> float | None:
+    """Proto Duration ``"0.096s"`` -> milliseconds (None when absent)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value)
+    try:
+        return float(text[:-1] if text.endswith("s") else text) * 1000.0
+    except ValueError:
+        raise TraceDecodeError(f"bad execution_duration {value!r}") from None
+
+
+# --------------------------------------------------------------------------- spans
+
+
+@dataclass(slots=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+
+
+@dataclass(slots=True, eq=False)
+class Span:
+    """One span, linked into its tree by ``children`` (``depth`` set by the tree)."""
+
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    status: str  # OK | ERROR | UNSET
+    status_message: str
+    attributes: dict[str, Any]
+    events: list[SpanEvent]
+    children: list[Span] = field(default_factory=list)
+    depth: int = 0
+    tokens_total: TokenUsage = ZERO_TOKENS  # subtree, server rule (see TraceTree)
+    cost_total: float = 0.0  # subtree
+
+    @property
+    def span_type(self) -> str:
+        value = self.attributes.get(SPAN_TYPE_ATTR)
+        return str(value) if value else "UNKNOWN"
+
+    @property
+    def duration_ms(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def inputs(self) -> Any:
+        return self.attributes.get(INPUTS_ATTR)
+
+    @property
+    def outputs(self) -> Any:
+        return self.attributes.get(OUTPUTS_ATTR)
+
+    @property
+    def tokens(self) -> TokenUsage | None:
+        """This span's own usage: ``mlflow.chat.tokenUsage``, else ``gen_ai.usage.*``."""
+        usage = TokenUsage.from_value(self.attributes.get(TOKEN_USAGE_ATTR))
+        if usage is not None:
+            return usage
+        inp = _as_int(self.attributes.get("gen_ai.usage.input_tokens"))
+        out = _as_int(self.attributes.get("gen_ai.usage.output_tokens"))
+        if inp is None and out is None:
+            return None
+        return TokenUsage(inp or 0, out or 0, (inp or 0) + (out or 0))
+
+    @property
+    def model(self) -> str:
+        for key in MODEL_ATTRS:
+            value = self.attributes.get(key)
+            if value:
+                return str(value)
+        return ""
+
+    @property
+    def cost_usd(self) -> float | None:
+        cost = self.attributes.get(COST_ATTR)
+        if isinstance(cost, str):
+            try:
+                cost = json.loads(cost)
+            except ValueError:
+                return None
+        return _as_float(cost.get("total_cost")) if isinstance(cost, Mapping) else None
+
+    @property
+    def exceptions(self) -> list[SpanEvent]:
+        return [e for e in self.events if e.name == "exception"]
+
+    @property
+    def is_error(self) -> bool:
+        return self.status == "ERROR"
+
+
+def decode_span(raw: Mapping[str, Any]) -> Span:
+    """Decode one span in either encoding; raises TraceDecodeError naming the field."""
+    if not isinstance(raw, Mapping):
+        raise TraceDecodeError(f"span is a {type(raw).__name__}, not an object")
+    name = str(raw.get("name", ""))
+    try:
+        span_id = decode_id(raw["span_id"])
+    except KeyError:
+        raise TraceDecodeError(f"span {name!r} has no span_id") from None
+    parent_raw = raw.get("parent_span_id")
+    parent_id = decode_id(parent_raw) if parent_raw else None
+    try:
+        start = int(raw.get("start_time_unix_nano") or raw.get("start_time_ns") or 0)
+        end = int(raw.get("end_time_unix_nano") or raw.get("end_time_ns") or 0)
+    except (TypeError, ValueError):
+        raise TraceDecodeError(f"span {name!r}: timestamps are not integers") from None
+    attrs_raw = raw.get("attributes")
+    if isinstance(attrs_raw, list):
+        attributes = decode_attributes(attrs_raw)
+    elif isinstance(attrs_raw, Mapping):
+        attributes = {str(k): _loads_json_string(v) for k, v in attrs_raw.items()}
+    else:
+        attributes = {}
+    status_raw = raw.get("status") or {}
+    code = str(status_raw.get("code", "")) if isinstance(status_raw, Mapping) else ""
+    message = str(status_raw.get("message", "") or "") if isinstance(status_raw, Mapping) else ""
+    events = []
+    for ev in raw.get("events") or []:
+        ev_attrs = ev.get("attributes")
+        if isinstance(ev_attrs, list):
+            ev_attrs = decode_attributes(ev_attrs)
+        events.append(SpanEvent(
+            name=str(ev.get("name", "")),
+            time_ns=int(ev.get("time_unix_nano") or ev.get("timestamp") or 0),
+            attributes=dict(ev_attrs or {}),
+        ))
+    return Span(span_id=span_id, parent_id=parent_id, name=name, start_ns=start, end_ns=end,
+                status=_normalise_status(code), status_message=message,
+                attributes=attributes, events=events)
+
+
+def decode_id(value: Any) -> str:
+    """Span/trace id -> lowercase hex. MLflow sends base64 of the raw bytes; hex passes."""
+    text = str(value)
+    if len(text) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text.lower()
+    try:
+        return base64.b64decode(text, validate=True).hex()
+    except (binascii.Error, ValueError):
+        raise TraceDecodeError(f"id {text!r} is neither base64 nor hex") from None
+
+
+def decode_any_value(value: Any) -> Any:
+    """OTLP AnyValue JSON -> Python value."""
+    if not isinstance(value, Mapping):
+        return value
+    if "string_value" in value:
+        return value["string_value"]
+    if "int_value" in value:
+        return int(value["int_value"])
+    if "double_value" in value:
+        return float(value["double_value"])
+    if "bool_value" in value:
+        return bool(value["bool_value"])
+    if "kvlist_value" in value:
+        return decode_attributes((value["kvlist_value"] or {}).get("values") or [])
+    if "array_value" in value:
+        return [decode_any_value(v) for v in (value["array_value"] or {}).get("values") or []]
+    if "bytes_value" in value:
+        return value["bytes_value"]
+    return None
+
+
+def decode_attributes(items: list[Any]) -> dict[str, Any]:
+    """OTLP ``[{"key", "value": AnyValue}]`` -> dict."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, Mapping) and "key" in item:
+            out[str(item["key"])] = decode_any_value(item.get("value"))
+    return out
+
+
+# --------------------------------------------------------------------------- tree
+
+
+@dataclass(slots=True, eq=False)
+class TraceTree:
+    """A trace's spans as a tree, with token/cost rollups and latency offsets."""
+
+    info: TraceInfo
+    roots: list[Span]
+    spans: dict[str, Span]
+    start_ns: int
+    end_ns: int
+    tokens: TokenUsage  # recomputed from the spans with the server's rule
+    cost_usd: float
+
+    @property
+    def trace_id(self) -> str:
+        return self.info.trace_id
+
+    @property
+    def name(self) -> str:
+        if self.info.name:
+            return self.info.name
+        return self.roots[0].name if self.roots else ""
+
+    @property
+    def duration_ms(self) -> float:
+        if self.info.duration_ms is not None:
+            return self.info.duration_ms
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def status(self) -> str:
+        return self.info.state
+
+    @property
+    def tokens_mismatch(self) -> bool:
+        """True when the server's stored total disagrees with the spans (MLflow export race)."""
+        stored = self.info.tokens
+        return stored is not None and bool(self.spans) and stored != self.tokens
+
+    def offset_ms(self, span: Span) -> float:
+        return (span.start_ns - self.start_ns) / 1e6
+
+    def walk(self) -> Iterator[Span]:
+        """Depth-first, children in start order (iterative: deep trees cannot overflow)."""
+        stack = list(reversed(self.roots))
+        while stack:
+            span = stack.pop()
+            yield span
+            stack.extend(reversed(span.children))
+
+    def critical_path(self) -> list[str]:
+        """Span ids on the critical path: from each root-most span, follow the last-ending
+        child (the step the parent waited on last)."""
+        if not self.roots:
+            return []
+        node = max(self.roots, key=lambda s: s.end_ns)
+        path = [node.span_id]
+        while node.children:
+            node = max(node.children, key=lambda s: (s.end_ns, s.start_ns))
+            path.append(node.span_id)
+        return path
+
+
+def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
+    """Link spans by parent id. Orphans (missing parent) hang at root level, and a parent
+    cycle is broken at its earliest-starting span, so a bad payload cannot hang the build."""
+    by_id: dict[str, Span] = {}
+    for span in spans:
+        by_id.setdefault(span.span_id, span)  # duplicate ids: keep the first
+    spans = list(by_id.values())
+    for span in spans:
+        span.children = []
+    roots: list[Span] = []
+    for span in spans:
+        parent = by_id.get(span.parent_id) if span.parent_id else None
+        if parent is None or parent is span:
+            roots.append(span)
+        else:
+            parent.children.append(span)
+    reached = _assign_depths(roots)
+    if reached < len(spans):  # the rest sits in parent cycles
+        seen = {id(s) for s in _iter_subtrees(roots)}
+        for span in sorted((s for s in spans if id(s) not in seen), key=lambda s: s.start_ns):
+            if id(span) in seen:
+                continue
+            parent = by_id.get(span.parent_id or "")
+            if parent is not None:
+                parent.children.remove(span)
+            roots.append(span)
+            _assign_depths([span])
+            seen.update(id(s) for s in _iter_subtrees([span]))
+    key = _start_key
+    roots.sort(key=key)
+    for span in spans:
+        span.children.sort(key=key)
+    _roll_up(roots)
+    starts = [s.start_ns for s in spans if s.start_ns]
+    ends = [s.end_ns for s in spans if s.end_ns]
+    start_ns = min(starts) if starts else info.request_time_ms * 1_000_000
+    end_ns = max(ends) if ends else start_ns
+    tokens = sum((r.tokens_total for r in roots), ZERO_TOKENS)
+    cost = sum(r.cost_total for r in roots)
+    return TraceTree(info=info, roots=roots, spans=by_id, start_ns=start_ns, end_ns=end_ns,
+                     tokens=tokens, cost_usd=cost)
+
+
+def decode_trace(payload: Mapping[str, Any]) -> TraceTree:
+    """``{"trace_info": ..., "spans": [...]}`` (traces/get, batchGet) -> TraceTree."""
+    if not isinstance(payload, Mapping) or "trace_info" not in payload:
+        raise TraceDecodeError("trace payload has no 'trace_info'")
+    info = TraceInfo.from_json(payload["trace_info"])
+    raw_spans = payload.get("spans") or []
+    if not isinstance(raw_spans, list):
+        raise TraceDecodeError(f"{info.trace_id}: 'spans' is not a list")
+    spans = []
+    for i, raw in enumerate(raw_spans):
+        try:
+            spans.append(decode_span(raw))
+        except TraceDecodeError as exc:
+            raise TraceDecodeError(f"{info.trace_id}: span #{i}: {exc}") from None
+    return build_tree(info, spans)
+
+
+def _start_key(span: Span) -> tuple[int, str]:
+    return (span.start_ns, span.span_id)
+
+
+def _iter_subtrees(roots: list[Span]) -> Iterator[Span]:
+    stack = list(roots)
+    while stack:
+        span = stack.pop()
+        yield span
+        stack.extend(span.children)
+
+
+def _assign_depths(roots: list[Span]) -> int:
+    count = 0
+    stack = [(r, 0) for r in roots]
+    while stack:
+        span, depth = stack.pop()
+        span.depth = depth
+        count += 1
+        stack.extend((c, depth + 1) for c in span.children)
+    return count
+
+
+def _roll_up(roots: list[Span]) -> None:
+    """Subtree totals, post-order. Tokens follow MLflow's server rule: a span's usage counts
+    only if no ancestor has usage, so a span with usage stands for its whole subtree."""
+    order = list(_iter_subtrees(roots))
+    for span in reversed(order):  # children before parents
+        own = span.tokens
+        if own is not None:
+            span.tokens_total = own
+        else:
+            span.tokens_total = sum((c.tokens_total for c in span.children), ZERO_TOKENS)
+        own_cost = span.cost_usd
+        child_cost = sum(c.cost_total for c in span.children)
+        span.cost_total = own_cost if own_cost is not None else child_cost
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _normalise_status(code: str) -> str:
+    code = code.upper().removeprefix("STATUS_CODE_")
+    return code if code in ("OK", "ERROR") else "UNSET"
+
+
+def _loads_json_string(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
