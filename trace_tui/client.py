@@ -152,7 +152,7 @@ class MlflowClient:
                     if resp.status not in RETRY_STATUSES:
                         raise error
                     last = error
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 last = exc
         if isinstance(last, MlflowApiError):
             raise last

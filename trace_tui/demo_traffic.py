@@ -15,6 +15,7 @@ Run: ``python -m trace_tui.demo_traffic --tracking-uri URI [--rate 2] [--bulk N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -182,7 +183,7 @@ def run_live_plan(mlflow: Any, plan: RequestPlan, time_scale: float) -> None:
 
     try:
         run(plan.root, True)
-    except Exception as exc:  # noqa: BLE001 - the demo app's simulated failures
+    except Exception as exc:
         if not getattr(exc, "_demo", False):
             raise
 
@@ -372,11 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         ids = seed_bulk(args.tracking_uri, exp, args.bulk, seed=args.seed)
         print(json.dumps({"experiment_id": exp, "traces": len(ids)}))
         return 0
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_live(args.tracking_uri, args.experiment, args.rate, seed=args.seed,
                  time_scale=args.time_scale)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -193,7 +193,7 @@ def parse_rfc3339_ms(value: Any) -> int:
         dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise TraceDecodeError(f"bad request_time {value!r}") from None
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 def parse_duration_ms(value: Any) -> float | None:

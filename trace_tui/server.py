@@ -3,6 +3,7 @@ user data dir, lean flags, stopped with its whole process group."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -104,18 +105,12 @@ class EmbeddedServer:
         proc, self.process = self.process, None
         if proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # children may outlive the leader
+        with contextlib.suppress(ProcessLookupError):  # children may outlive the leader
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if proc.poll() is None:
             proc.wait(timeout=5)
 

@@ -1,0 +1,355 @@
+"""The ``trace-tui`` command: the explorer by default, plus headless commands for scripts/SSH.
+
+Keep this module light: textual is imported only when the explorer starts and mlflow only
+in the subprocesses and commands that need it (``import mlflow`` costs seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from trace_tui import __version__
+from trace_tui.errors import ConfigError, MlflowApiError, MlflowUnavailableError, TraceTuiError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEMO_EXPERIMENT = "trace-tui-demo"
+
+DESCRIPTION = """\
+Explore, sample and judge GenAI traces stored in MLflow, from a terminal.
+
+With no command, opens the explorer: traces stream in from the MLflow server,
+Enter opens one as a span waterfall with latency and tokens, ? lists the keys.
+"""
+
+EPILOG = """\
+which server:
+  --tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded server: trace-tui
+  starts `mlflow server` on 127.0.0.1 (SQLite under the user data dir) and stops
+  it on exit; `trace-tui server` keeps one running for other terminals to share.
+  Auth: $MLFLOW_TRACKING_TOKEN (bearer) or $MLFLOW_TRACKING_USERNAME/PASSWORD.
+
+examples:
+  trace-tui demo                                   embedded server + demo traffic + explorer
+  trace-tui --tracking-uri http://127.0.0.1:5000 --experiment my-agent
+  trace-tui --filter "trace.status = 'ERROR' AND tags.route = 'search'"
+  trace-tui traces list --limit 20 --format json | jq .
+  trace-tui traces show tr-0123... --format tree
+  trace-tui traces tail --filter "trace.execution_time_ms > 5000"
+
+over SSH, use `ssh -t host trace-tui` (a TTY is needed), or the headless
+`traces` commands. Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable.
+"""
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow server URL (default: $MLFLOW_TRACKING_URI, else embedded)")
+    parser.add_argument("--experiment", "-x", metavar="NAME|ID",
+                        help="experiment name or id (default: last used / most recent)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="trace-tui", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"trace-tui {__version__}")
+    _common(parser)
+    parser.add_argument("--filter", "-f", metavar="F",
+                        help="MLflow filter string, e.g. \"trace.status = 'ERROR'\"")
+    parser.add_argument("--theme", metavar="T", help="Textual theme, e.g. nord, gruvbox")
+    parser.add_argument("--no-mouse", action="store_true",
+                        help="do not capture the mouse (saves bandwidth over SSH)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", formatter_class=fmt, help="explorer on live demo traffic",
+                          description="Start the embedded MLflow server (or use --tracking-uri), "
+                          "seed demo traces, keep logging new ones, and open the explorer.")
+    _common(demo)
+    demo.add_argument("--rate", type=float, default=1.5, help="demo traces per second")
+    demo.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+    demo.add_argument("--theme", metavar="T", help="Textual theme")
+
+    server = sub.add_parser("server", help="run the embedded MLflow server in the foreground",
+                            description="Run the embedded MLflow server until Ctrl-C and print "
+                            "its URI; other trace-tui commands on this machine reuse it.")
+    server.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+
+    traces = sub.add_parser("traces", help="headless trace commands (JSON for scripts)",
+                            formatter_class=fmt)
+    tsub = traces.add_subparsers(dest="traces_command", metavar="ACTION", required=True)
+    tlist = tsub.add_parser("list", help="list traces, newest first")
+    _common(tlist)
+    tlist.add_argument("--filter", "-f", metavar="F", help="MLflow filter string")
+    tlist.add_argument("--limit", "-n", type=int, default=50, help="at most N traces (0 = all)")
+    tlist.add_argument("--format", choices=("table", "json"), default="table")
+    tshow = tsub.add_parser("show", help="one trace's span tree")
+    _common(tshow)
+    tshow.add_argument("trace_id", metavar="TRACE_ID")
+    tshow.add_argument("--format", choices=("tree", "json"), default="tree")
+    tshow.add_argument("--full", action="store_true",
+                       help="with --format json: include inputs, outputs, attributes, events")
+    ttail = tsub.add_parser("tail", help="stream finished traces as JSON lines")
+    _common(ttail)
+    ttail.add_argument("--filter", "-f", metavar="F", help="MLflow filter string")
+    ttail.add_argument("--since", type=float, default=None, metavar="SECONDS",
+                       help="also print traces from the last SECONDS (default: only new ones)")
+    ttail.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
+
+    _add_evaluation_commands(sub, fmt)
+    return parser
+
+
+def _add_evaluation_commands(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
+    try:
+        from trace_tui.evaluation.cli import add_commands
+    except ImportError:
+        return
+    add_commands(sub, fmt, _common)
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return run_explorer(args)
+        if args.command == "demo":
+            return run_demo(args)
+        if args.command == "server":
+            return run_server(args)
+        if args.command == "traces":
+            return run_traces(args)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args))
+        parser.error(f"unknown command {args.command}")
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `trace-tui traces list | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except MlflowUnavailableError as exc:
+        _error(str(exc))
+        return EXIT_UNAVAILABLE
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except (MlflowApiError, TraceTuiError) as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _error(message: str) -> None:
+    print(f"trace-tui: error: {message}", file=sys.stderr)
+
+
+def with_client(uri: str, fn: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``fn(client)`` on a fresh client, closing it after."""
+    from trace_tui.client import MlflowClient
+
+    async def go() -> int:
+        async with MlflowClient(uri) as client:
+            return await fn(client)
+
+    return asyncio.run(go())
+
+
+# --------------------------------------------------------------------------- explorer
+
+
+def _require_tty() -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError("the explorer needs a terminal (over SSH use `ssh -t`); for scripts "
+                          "use the headless commands: trace-tui traces list|show|tail")
+
+
+def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
+              server_label: str, screens: dict[str, Any] | None = None) -> int:
+    from trace_tui.app import TraceExplorerApp
+    from trace_tui.settings import Settings
+
+    settings = Settings.load()
+    if getattr(args, "theme", None):
+        settings.theme = args.theme
+    mouse = settings.mouse and not getattr(args, "no_mouse", False)
+    app = TraceExplorerApp(uri, experiment=experiment, filter_string=getattr(args, "filter", None),
+                           settings=settings, mouse=mouse, server_label=server_label,
+                           **({"extra_screens": screens} if screens else {}))
+    app.run(mouse=mouse)
+    return int(app.return_code or 0)
+
+
+def run_explorer(args: argparse.Namespace) -> int:
+    from trace_tui.connect import connect
+
+    _require_tty()
+    with connect(args.tracking_uri) as conn:
+        return _explorer(conn.uri, args, experiment=args.experiment,
+                         server_label=f"{conn.uri} ({conn.source})")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Embedded server + seeded history + live demo traffic (a subprocess) + the explorer."""
+    from trace_tui import paths
+    from trace_tui.connect import connect
+    from trace_tui.demo_traffic import ensure_experiment, seed_bulk
+
+    _require_tty()
+    experiment = args.experiment or DEMO_EXPERIMENT
+    with connect(args.tracking_uri) as conn:
+        exp_id = ensure_experiment(conn.uri, experiment)
+        if not _has_traces(conn.uri, exp_id):
+            print("trace-tui: seeding 300 demo traces ...", file=sys.stderr, flush=True)
+            seed_bulk(conn.uri, exp_id, 300, seed=int(time.time()),
+                      start_ms=int(time.time() * 1000) - 3_600_000)
+        log_dir = paths.data_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        traffic_log = open(log_dir / "demo-traffic.log", "ab")  # noqa: SIM115
+        traffic = subprocess.Popen(
+            [sys.executable, "-m", "trace_tui.demo_traffic", "--tracking-uri", conn.uri,
+             "--experiment", experiment, "--rate", str(args.rate), "--seed",
+             str(int(time.time()))],
+            stdout=traffic_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+        try:
+            extras = _demo_extras(conn.uri)
+            return _explorer(conn.uri, args, experiment=experiment,
+                             server_label=f"{conn.uri} ({conn.source}, demo)", screens=extras)
+        finally:
+            traffic.terminate()
+            try:
+                traffic.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                traffic.kill()
+            traffic_log.close()
+
+
+def _demo_extras(uri: str) -> dict[str, Any] | None:
+    try:
+        from trace_tui.evaluation.demo import demo_screens
+    except ImportError:
+        return None
+    return demo_screens(uri)
+
+
+def _has_traces(uri: str, exp_id: str) -> bool:
+    async def probe(client: Any) -> int:
+        found = await client.search_traces([exp_id], max_results=1)
+        return len(found)
+
+    return with_client(uri, probe) > 0
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from trace_tui import paths
+    from trace_tui.connect import _forget, _remember, running_embedded
+    from trace_tui.server import EmbeddedServer
+
+    if running_embedded():
+        raise ConfigError(f"an embedded server already runs at {running_embedded()}")
+    server = EmbeddedServer(paths.data_dir(), port=args.port)
+    print(f"trace-tui: starting mlflow server (data: {server.data_dir}) ...", file=sys.stderr,
+          flush=True)
+    server.start()
+    _remember(server)
+    print(server.uri, flush=True)
+    print(f"trace-tui: export MLFLOW_TRACKING_URI={server.uri}  (Ctrl-C stops it)",
+          file=sys.stderr, flush=True)
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+        _error("the server exited; see " + str(server.log_path))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        server.stop()
+        _forget(server)
+
+
+# --------------------------------------------------------------------------- traces
+
+
+def run_traces(args: argparse.Namespace) -> int:
+    from trace_tui.connect import connect
+
+    with connect(args.tracking_uri) as conn:
+        if args.traces_command == "list":
+            return with_client(conn.uri, lambda c: _traces_list(c, args))
+        if args.traces_command == "show":
+            return with_client(conn.uri, lambda c: _traces_show(c, args))
+        return with_client(conn.uri, lambda c: _traces_tail(c, args))
+
+
+async def _traces_list(client: Any, args: argparse.Namespace) -> int:
+    from trace_tui.export import format_ms, format_tokens, info_to_dict
+
+    exp = await client.resolve_experiment(args.experiment)
+    infos = await client.search_traces([exp.experiment_id], filter_string=args.filter,
+                                       max_results=args.limit or None)
+    if args.format == "json":
+        json.dump([info_to_dict(i) for i in infos], sys.stdout, indent=1)
+        print()
+        return EXIT_OK
+    print(f"{'time':<19}  {'trace_id':<35} {'name':<16} {'status':<6} {'duration':>9} "
+          f"{'tokens':>10} {'cost':>9}")
+    for info in infos:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.request_time_ms / 1000))
+        cost = f"${info.cost_usd:.4f}" if info.cost_usd else "-"
+        print(f"{when:<19}  {info.trace_id:<35} {info.name[:16]:<16} {info.state:<6} "
+              f"{format_ms(info.duration_ms):>9} {format_tokens(info.tokens):>10} {cost:>9}")
+    print(f"{len(infos)} traces in experiment {exp.name!r} ({exp.experiment_id})",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+async def _traces_show(client: Any, args: argparse.Namespace) -> int:
+    from trace_tui.export import tree_to_dict, tree_to_text
+
+    tree = await client.get_trace(args.trace_id)
+    if args.format == "json":
+        json.dump(tree_to_dict(tree, full=args.full), sys.stdout, indent=1, default=str)
+        print()
+    else:
+        width = os.get_terminal_size().columns if sys.stdout.isatty() else 120
+        print(tree_to_text(tree, width=width))
+    return EXIT_OK
+
+
+async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
+    from trace_tui.export import info_to_dict
+    from trace_tui.stream import LiveStream
+
+    exp = await client.resolve_experiment(args.experiment)
+    since = None if args.since is None else int((time.time() - args.since) * 1000)
+    stream = LiveStream(client, [exp.experiment_id], filter_string=args.filter, since_ms=since,
+                        poll_interval_s=args.interval, skip_existing=args.since is None)
+    was_down = False
+    async for batch in stream:
+        if not batch.connected:
+            if not was_down:
+                _error(f"{batch.error}; retrying")
+            was_down = True
+            continue
+        if was_down:
+            print("trace-tui: reconnected", file=sys.stderr, flush=True)
+            was_down = False
+        for info in batch.traces:
+            sys.stdout.write(json.dumps(info_to_dict(info)) + "\n")
+        sys.stdout.flush()
+    return EXIT_OK
