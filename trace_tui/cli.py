@@ -339,6 +339,12 @@ async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
     since = None if args.since is None else int((time.time() - args.since) * 1000)
     stream = LiveStream(client, [exp.experiment_id], filter_string=args.filter, since_ms=since,
                         poll_interval_s=args.interval, skip_existing=args.since is None)
+    first = await stream.poll_once()  # also marks what already existed as seen
+    for info in first.traces:
+        sys.stdout.write(json.dumps(info_to_dict(info)) + "\n")
+    sys.stdout.flush()
+    print(f"trace-tui: tailing experiment {exp.name!r} at {client.tracking_uri} (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
     was_down = False
     async for batch in stream:
         if not batch.connected:

@@ -1,0 +1,131 @@
+"""The headless commands as a user runs them: a real process, a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import IO
+
+import pytest
+
+from tests.conftest import Seeded
+from trace_tui.demo_traffic import seed_bulk
+from trace_tui.server import EmbeddedServer
+
+
+def run(*args: str, uri: str | None = None, timeout: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    if uri:
+        full_env["MLFLOW_TRACKING_URI"] = uri
+    return subprocess.run([sys.executable, "-m", "trace_tui", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+
+
+def read_line(stream: IO[str], timeout_s: float) -> str:
+    """One line from a child's pipe, failing instead of hanging when none comes."""
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, f"no output within {timeout_s} s"
+    return stream.readline()
+
+
+def test_help_teaches() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    for needle in ("MLFLOW_TRACKING_URI", "trace-tui demo", "ssh -t", "traces tail"):
+        assert needle in out.stdout
+
+
+def test_start_path_does_not_import_mlflow_or_textual() -> None:
+    code = "import sys, trace_tui.cli; print('mlflow' in sys.modules, 'textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_traces_list_json_and_table(seeded: Seeded) -> None:
+    out = run("traces", "list", "-x", seeded.experiment_name, "--limit", "5", "--format",
+              "json", uri=seeded.uri)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 5 and rows[0]["trace_id"].startswith("tr-")
+    assert {"name", "status", "duration_ms", "tokens", "cost_usd"} <= set(rows[0])
+    table = run("traces", "list", "-x", seeded.experiment_id, "-n", "3",
+                "-f", "trace.status = 'ERROR'", uri=seeded.uri)
+    assert table.returncode == 0 and table.stdout.count(" ERROR ") == 3
+
+
+def test_traces_show_json_matches_the_documented_shape(seeded: Seeded) -> None:
+    trace_id = seeded.trace_ids[0]
+    out = run("traces", "show", trace_id, "--format", "json", uri=seeded.uri)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["trace_id"] == trace_id
+    assert {"name", "status", "duration_ms", "tokens", "spans"} <= set(doc)
+    assert set(doc["tokens"]) == {"input", "output", "total"}
+    spans = doc["spans"]
+    assert spans[0]["depth"] == 0 and spans[0]["parent_id"] is None
+    for span in spans:
+        assert {"span_id", "parent_id", "name", "type", "status", "depth", "start_offset_ms",
+                "duration_ms", "tokens", "tokens_total"} <= set(span)
+    assert spans[0]["tokens_total"] == doc["tokens"] == doc["tokens_stored"]
+    tree = run("traces", "show", trace_id, uri=seeded.uri)
+    assert tree.returncode == 0 and spans[1]["name"] in tree.stdout and "█" in tree.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (("traces", "list", "-f", "trace.status == 'OK'"), 1, "Invalid comparator '=='"),
+    (("traces", "show", "tr-" + "cd" * 16), 1, "not found"),
+    (("traces", "list", "-x", "nope-experiment"), 1, "no experiment named"),
+])
+def test_errors_are_one_line_with_exit_codes(seeded: Seeded, args: tuple[str, ...], code: int,
+                                             needle: str) -> None:
+    out = run(*args, uri=seeded.uri)
+    assert out.returncode == code
+    assert needle in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_unreachable_server_exits_3() -> None:
+    out = run("traces", "list", "--tracking-uri", "http://127.0.0.1:9")
+    assert out.returncode == 3 and "unreachable" in out.stderr
+
+
+def test_explorer_without_a_tty_says_what_to_do() -> None:
+    out = run("--tracking-uri", "http://127.0.0.1:9")
+    assert out.returncode == 2 and "ssh -t" in out.stderr
+
+
+def test_tail_prints_new_traces_as_json_lines(mlflow_uri: str,
+                                              fresh_experiment: tuple[str, str]) -> None:
+    name, exp = fresh_experiment
+    seed_bulk(mlflow_uri, exp, 5, seed=21)  # existing: not printed
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trace_tui", "traces", "tail", "-x", name, "--interval", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri})
+    try:
+        ready = read_line(proc.stderr, 30)
+        assert "tailing experiment" in ready
+        new = seed_bulk(mlflow_uri, exp, 4, seed=22, start_ms=int(time.time() * 1000))
+        lines = [json.loads(read_line(proc.stdout, 30)) for _ in new]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert [row["trace_id"] for row in lines] == new
+    assert all({"name", "status", "duration_ms", "tokens"} <= set(r) for r in lines)
+
+
+@pytest.mark.slow
+def test_embedded_server_starts_and_stops_without_leftovers(tmp_path) -> None:
+    server = EmbeddedServer(tmp_path / "data")
+    uri = server.start()
+    pgid = server.process.pid if server.process else -1
+    assert server.healthy() and uri.startswith("http://127.0.0.1:")
+    server.stop()
+    assert not server.healthy()
+    left = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+    assert (tmp_path / "data" / "mlflow.db").exists()
