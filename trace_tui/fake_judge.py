@@ -1,7 +1,7 @@
 """A small OpenAI-compatible chat-completions server for offline tests and the demo.
 
-It answers ``POST /v1/chat/completions`` the way MLflow judges expect (see
-docs/reference mlflow-rest.md §7): ``choices[0].message.content`` is a JSON string
+It answers ``POST /v1/chat/completions`` the way MLflow 3.17 judges expect (verified with
+``make_judge`` and the built-in scorers): ``choices[0].message.content`` is a JSON string
 ``{"result": ..., "rationale": "..."}`` and ``usage`` carries token counts.
 
 Determinism
@@ -72,6 +72,7 @@ DEFAULT_MODEL_ID = "fake-judge"
 FORCE_FAIL_MARKER = "[[judge:fail]]"
 FORCE_PASS_MARKER = "[[judge:pass]]"
 _RATE_MARKER = re.compile(r"\[\[judge:p=([0-9]*\.?[0-9]+)\]\]")
+_COUNTED_ON_ARRIVAL = frozenset({"/v1/chat/completions", "/chat/completions"})
 _PREFERRED_TOOLS = ("get_root_span", "list_spans")
 _PASS_WORDS = {"yes", "pass", "passed", "true", "correct", "good", "safe", "relevant"}
 _FAIL_WORDS = {"no", "fail", "failed", "false", "incorrect", "bad", "unsafe", "irrelevant"}
@@ -205,6 +206,7 @@ class FakeJudgeServer:
         self.pass_rate = pass_rate
         self.failure_statuses = tuple(int(s) for s in failure_statuses)
         self.model_id = model_id
+        self.last_authorization: str | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._host = "127.0.0.1"
@@ -223,7 +225,11 @@ class FakeJudgeServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/stats", self._stats)
         app.router.add_post("/stats/reset", self._reset)
-        runner = web.AppRunner(app, access_log=None)
+        # handler_cancellation: a client that gives up (timeout) cancels its sleeping handler;
+        # shutdown_timeout: stop() does not wait a minute for in-flight requests.
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
@@ -290,7 +296,8 @@ class FakeJudgeServer:
         }
 
     def _count(self, path: str, status: int) -> None:
-        self._by_path[path] += 1
+        if path not in _COUNTED_ON_ARRIVAL:
+            self._by_path[path] += 1
         self._by_status[status] += 1
 
     # ---------------------------------------------------------------- handlers
@@ -312,7 +319,7 @@ class FakeJudgeServer:
         return web.json_response(self.stats())
 
     async def _reset(self, request: web.Request) -> web.Response:
-        self.reset_stats()
+        self.reset_stats()  # not counted: the counters read zero afterwards
         return web.json_response({})
 
     def _should_fail(self, n: int) -> int | None:
@@ -327,6 +334,9 @@ class FakeJudgeServer:
     async def _chat_completions(self, request: web.Request) -> web.Response:
         n = self._completion_calls
         self._completion_calls += 1
+        self._by_path[request.path] += 1  # counted on arrival, even if the client gives up
+        # In-process only (never served by /stats): lets tests check which key a judge sent.
+        self.last_authorization = request.headers.get("Authorization")
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
         if (status := self._should_fail(n)) is not None:
