@@ -41,6 +41,10 @@ class TraceCursor:
         self._emitted: dict[str, int] = {}  # trace id -> request time
         self.pending: dict[str, TraceInfo] = {}
 
+    def accept_seen(self, seen: dict[str, int]) -> None:
+        """Mark traces (id -> request time) as already emitted, e.g. before a restart."""
+        self._emitted.update(seen)
+
     def query_from_ms(self) -> int:
         return max(0, self.cursor_ms - self.lookback_ms)
 

@@ -1,0 +1,259 @@
+"""`trace-tui sample | eval | report`: the judge loop, headless (SSH, tmux, cron)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trace_tui.errors import ConfigError
+
+SAMPLE_EPILOG = """\
+examples:
+  trace-tui sample --policy trace_tui/demo/policy.toml --dry-run --since 24h
+  trace-tui sample --policy policy.toml             # decide what finished since last run
+  trace-tui sample --policy policy.toml --follow    # keep deciding as traces arrive
+
+Selected traces get tags trace_tui.policy / .queue=queued / .stratum / .probability /
+.weight. Population counts (drops included) are saved in the MLflow run 'policy:<name>'.
+"""
+
+EVAL_EPILOG = """\
+examples:
+  trace-tui eval --policy policy.toml --concurrency 16
+  trace-tui eval --policy policy.toml --follow --shard 0/4   # one of 4 workers
+
+Each verdict becomes an assessment on the original trace (visible in the MLflow UI); the
+trace's trace_tui.queue tag becomes done or failed. Killed and restarted, it never writes a
+second verdict for the same (trace, judge). Scale out with --shard and an MLflow server on
+PostgreSQL or MySQL.
+"""
+
+REPORT_EPILOG = """\
+Post-stratified estimate per judge (pass rate or mean score) with a confidence interval,
+overall and per stratum, weighted by the population counts the sampler saved.
+"""
+
+
+def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
+                 common: Callable[[argparse.ArgumentParser], None]) -> None:
+    sample = sub.add_parser("sample", help="run a sampling policy, queue traces for judges",
+                            formatter_class=fmt, epilog=SAMPLE_EPILOG,
+                            description="Decide which traces are judged, by a policy file.")
+    common(sample)
+    sample.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
+    sample.add_argument("--follow", action="store_true", help="keep running on new traces")
+    sample.add_argument("--dry-run", action="store_true",
+                        help="print the per-stratum plan for recent traces; write nothing")
+    sample.add_argument("--since", default="24h", metavar="DURATION",
+                        help="first run / dry run: look back this far (e.g. 30m, 24h, 7d)")
+    sample.add_argument("--replica", default="main",
+                        help="replica id (samplers sharing one see the same traces)")
+    sample.add_argument("--format", choices=("table", "json"), default="table")
+    sample.set_defaults(handler=run_sample)
+
+    ev = sub.add_parser("eval", help="judge queued traces, write assessments",
+                        formatter_class=fmt, epilog=EVAL_EPILOG,
+                        description="Run the policy's judges on queued traces.")
+    common(ev)
+    ev.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
+    ev.add_argument("--follow", action="store_true", help="keep waiting for queued traces")
+    ev.add_argument("--concurrency", "-c", type=int, default=8, help="judge calls in flight")
+    ev.add_argument("--shard", default="0/1", metavar="I/N", help="take shard I of N")
+    ev.add_argument("--timeout", type=float, default=60.0, help="seconds per judge call")
+    ev.add_argument("--attempts", type=int, default=4, help="tries per judge call (backoff)")
+    ev.add_argument("--max-traces", type=int, help="stop after N traces")
+    ev.add_argument("--max-tokens", type=int, help="stop after N judge tokens")
+    ev.add_argument("--max-usd", type=float, help="stop after this judge spend")
+    ev.add_argument("--retry-failed", action="store_true",
+                    help="re-queue this policy's failed traces first")
+    ev.set_defaults(handler=run_eval)
+
+    rep = sub.add_parser("report", help="population estimates with confidence intervals",
+                         formatter_class=fmt, epilog=REPORT_EPILOG)
+    common(rep)
+    rep.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
+    rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    rep.set_defaults(handler=run_report)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def load_policy_checked(path: Path) -> Any:
+    """The policy, its judges validated (no mlflow import): one-line errors."""
+    from samplers import PolicyError, load_policy
+    from trace_tui.judges import JudgeSpec
+
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    for decl in policy.judges:
+        JudgeSpec.from_decl(decl.name, decl.scorer, dict(decl.options))
+    return policy
+
+
+def parse_duration_s(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise ConfigError(f"--since: expected a duration like 30m, 24h or 7d, got {text!r}")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return float(match.group(1)) * unit
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise ConfigError(f"--shard: expected I/N with 0 <= I < N, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _run(args: argparse.Namespace, body: Callable[[Any], Any]) -> int:
+    from trace_tui.cli import with_client
+    from trace_tui.connect import connect
+
+    with connect(args.tracking_uri) as conn:
+        return with_client(conn.uri, body)
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    policy = load_policy_checked(args.policy)
+    since_s = parse_duration_s(args.since)
+
+    async def body(client: Any) -> int:
+        from trace_tui.evaluation import sampling
+
+        exps = await sampling.resolve_policy_experiments(client, policy, args.experiment)
+        since_ms = int((time.time() - since_s) * 1000)
+        if args.dry_run:
+            return await _dry_run(client, policy, exps, since_ms, args.format)
+        run_id = await sampling.policy_run(client, exps[0], policy)
+        state = await sampling.load_state(client, run_id, policy, args.replica)
+        runner = sampling.SampleRunner(client, policy, exps, run_id, state, args.replica,
+                                       since_ms=since_ms)
+        judged = await client.search_traces(
+            exps, filter_string=sampling.queue.queue_filter(policy.name, "done"))
+        sampling.feed_outcomes(runner.sampler, judged, policy.name)
+        if args.follow:
+            runner.on_batch = lambda d, s: _print_json(
+                {"decided": s.decided, "selected": s.selected, "queued": s.queued})
+            _stop_on_signals(runner.stream.close)
+            stats = await runner.follow()
+        else:
+            stats = await runner.run_once()
+        _print_json({"policy": policy.name, "run_id": run_id, "decided": stats.decided,
+                     "selected": stats.selected, "queued": stats.queued,
+                     "by_rule": stats.by_rule})
+        return 0
+
+    return _run(args, body)
+
+
+async def _dry_run(client: Any, policy: Any, exps: list[str], since_ms: int, fmt: str) -> int:
+    from samplers import dry_run, dry_run_totals
+    from trace_tui.evaluation import sampling
+
+    infos = await client.search_traces(
+        exps, filter_string=sampling.source_filter(policy, f"trace.timestamp_ms >= {since_ms}"))
+    records = await sampling.records_for(client, policy, infos)
+    frame = dry_run(policy, records)
+    totals = dry_run_totals(frame, policy)
+    if fmt == "json":
+        _print_json({"strata": json.loads(frame.to_json(orient="records")), "totals": totals})
+    else:
+        with _pandas_wide():
+            print(frame.to_string(index=False))
+        print("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in totals.items()))
+    return 0
+
+
+# --------------------------------------------------------------------------- eval
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    policy = load_policy_checked(args.policy)
+    shard, shards = parse_shard(args.shard)
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+
+    async def body(client: Any) -> int:
+        from trace_tui.evaluation import queue, sampling
+        from trace_tui.evaluation.progress import Progress
+        from trace_tui.evaluation.worker import EvalOptions, EvalWorker, load_judges
+
+        exps = await sampling.resolve_policy_experiments(client, policy, args.experiment)
+        judges = await asyncio.to_thread(load_judges, policy.judges)
+        if args.retry_failed:
+            for info in await client.search_traces(
+                    exps, filter_string=queue.queue_filter(policy.name, queue.FAILED)):
+                await client.set_trace_tag(info.trace_id, queue.QUEUE, queue.QUEUED)
+        options = EvalOptions(
+            concurrency=args.concurrency, shard=shard, shards=shards, follow=args.follow,
+            judge_timeout_s=args.timeout, attempts=max(1, args.attempts),
+            max_traces=args.max_traces, max_tokens=args.max_tokens, max_usd=args.max_usd)
+        progress = Progress(sys.stderr if sys.stderr.isatty() else None, sys.stdout)
+        worker = EvalWorker(client, policy, judges, exps, options, on_outcome=progress.update)
+        _stop_on_signals(worker.stop)
+        summary = await worker.run()
+        progress.finish(summary)
+        return 1 if summary.failed and not summary.done else 0
+
+    return _run(args, body)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def run_report(args: argparse.Namespace) -> int:
+    policy = load_policy_checked(args.policy)
+
+    async def body(client: Any) -> int:
+        from trace_tui.evaluation import sampling
+        from trace_tui.evaluation.report import build_report
+
+        exps = await sampling.resolve_policy_experiments(client, policy, args.experiment)
+        report = await build_report(client, policy, exps)
+        if args.format == "json":
+            _print_json(report.to_dict())
+        elif args.format == "csv":
+            report.to_frame().to_csv(sys.stdout, index=False)
+        else:
+            print(report.to_text())
+        return 0
+
+    return _run(args, body)
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _pandas_wide() -> Any:
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 50,
+                             "display.max_colwidth", 60)

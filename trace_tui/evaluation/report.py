@@ -1,0 +1,82 @@
+"""`trace-tui report`: verdicts + population counts -> post-stratified estimates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from samplers import EstimateReport, JudgedOutcome, Policy, estimate
+from trace_tui.client import MlflowClient
+from trace_tui.errors import ConfigError
+from trace_tui.evaluation import queue, sampling
+from trace_tui.model import TraceInfo
+
+
+@dataclass
+class PolicyReport:
+    policy: str
+    estimates: EstimateReport
+    outcomes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "verdicts": self.outcomes, **self.estimates.to_dict()}
+
+    def to_frame(self) -> Any:
+        return self.estimates.to_frame()
+
+    def to_text(self) -> str:
+        lines = []
+        for judge in self.estimates.to_dict()["judges"]:
+            lines.append(f"{judge['judge']}: {_pct(judge['estimate'])}  "
+                         f"[{_pct(judge['ci_low'])}, {_pct(judge['ci_high'])}]  "
+                         f"judged {judge['n_judged']} of {judge['population']:g}")
+            for s in judge.get("strata", []):
+                est = (f"{_pct(s['estimate'])}  [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
+                       if s.get("estimate") is not None else "not judged yet")
+                lines.append(f"    {s['stratum'][:60]:<60} {est:<28} "
+                             f"{s['n_judged']:>4}/{s['population']:<6g}")
+        return "\n".join(lines) if lines else "no judge verdicts yet"
+
+
+def outcomes_from(infos: Sequence[TraceInfo], policy: str) -> list[JudgedOutcome]:
+    """One JudgedOutcome per verdict this policy wrote, with its judge's own probability."""
+    out = []
+    for info in infos:
+        stratum = info.tags.get(queue.STRATUM)
+        if not stratum:
+            continue
+        window = info.tags.get(queue.WINDOW)
+        judges = queue.judges_of(info)
+        for a in info.assessments:
+            if a.metadata.get(queue.POLICY) != policy or a.error is not None:
+                continue
+            p = judges.get(a.name) or float(info.tags.get(queue.PROBABILITY, "nan"))
+            out.append(JudgedOutcome(info.trace_id, a.name, stratum, a.value, p,
+                                     int(window) if window else None))
+    return out
+
+
+async def build_report(client: MlflowClient, policy: Policy,
+                       experiment_ids: Sequence[str]) -> PolicyReport:
+    runs = await client.search_runs(
+        experiment_ids, filter_string=f"tags.`{sampling.RUN_TAG}` = '{policy.name}'")
+    counts = None
+    for run in sorted(runs, key=lambda r: int(r["info"].get("start_time") or 0)):
+        counts = await sampling.load_all_counts(client, run["info"]["run_id"])
+        if counts is not None:
+            break
+    if counts is None:
+        raise ConfigError(f"no population counts for policy {policy.name!r} yet: run "
+                          f"`trace-tui sample --policy <file>` first")
+    infos = await client.search_traces(experiment_ids,
+                                       filter_string=queue.queue_filter(policy.name))
+    outcomes = outcomes_from(infos, policy.name)
+    est = estimate(outcomes, counts, confidence=policy.estimation.confidence,
+                   method=policy.estimation.interval, small_n=policy.estimation.small_n,
+                   mc_draws=policy.estimation.mc_draws, seed=policy.estimation.seed)
+    return PolicyReport(policy.name, est, len(outcomes))
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):5.1f}%"

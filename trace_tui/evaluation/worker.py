@@ -1,0 +1,259 @@
+"""The evaluation worker: queued traces -> MLflow judges -> assessments on the original traces.
+
+Exactly once per (trace, judge), even when killed at any moment: before judging, the worker
+re-reads the trace and skips judges whose verdict (an LLM_JUDGE assessment carrying this
+policy's name) already exists; the trace is marked done only after every verdict landed.
+A crash between the two leaves the trace queued, and the next run only finishes the tag.
+Judge calls are bounded (no MLflow-internal retry storms); transient failures are retried
+here with backoff, and a trace that keeps failing is marked failed with the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from trace_tui.client import MlflowClient
+from trace_tui.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.evaluation import queue
+from trace_tui.model import TraceInfo
+
+
+@dataclass(frozen=True)
+class LoadedJudge:
+    """A judge declared in the policy, built into an MLflow scorer."""
+
+    name: str
+    model: str
+    scorer: Any
+
+
+def load_judges(decls: Sequence[Any]) -> dict[str, LoadedJudge]:
+    """Validate and build every judge of a policy (imports mlflow)."""
+    from trace_tui.judges import JudgeSpec, build_judge
+
+    out: dict[str, LoadedJudge] = {}
+    for decl in decls:
+        spec = JudgeSpec.from_decl(decl.name, decl.scorer, dict(decl.options))
+        out[decl.name] = LoadedJudge(decl.name, spec.model, build_judge(spec))
+    return out
+
+
+@dataclass
+class EvalOptions:
+    concurrency: int = 8
+    shard: int = 0
+    shards: int = 1
+    follow: bool = False
+    poll_interval_s: float = 2.0
+    judge_timeout_s: float = 60.0
+    attempts: int = 4
+    backoff_s: float = 1.0
+    max_traces: int | None = None
+    max_tokens: int | None = None
+    max_usd: float | None = None
+
+
+@dataclass
+class TraceOutcome:
+    """What happened to one queued trace (one progress event)."""
+
+    trace_id: str
+    state: str  # done | failed | skipped
+    verdicts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    retries: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class EvalSummary:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    assessments: int = 0
+    retries: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    stopped_by_budget: str | None = None
+    elapsed_s: float = 0.0
+
+
+class EvalWorker:
+    """Drain (or follow) a policy's queue with bounded concurrency."""
+
+    def __init__(self, client: MlflowClient, policy: Any, judges: dict[str, LoadedJudge],
+                 experiment_ids: Sequence[str], options: EvalOptions,
+                 on_outcome: Callable[[TraceOutcome, EvalSummary, int], None] | None = None,
+                 ) -> None:
+        self.client = client
+        self.policy = policy
+        self.judges = judges
+        self.experiment_ids = list(experiment_ids)
+        self.options = options
+        self.on_outcome = on_outcome
+        self.summary = EvalSummary()
+        self._stop = asyncio.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+                                        thread_name_prefix="judge")
+        self._judge_gate = asyncio.Semaphore(max(1, options.concurrency))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def queued(self) -> list[TraceInfo]:
+        """This shard's queued traces, oldest first."""
+        infos = await self.client.search_traces(
+            self.experiment_ids, filter_string=queue.queue_filter(self.policy.name, queue.QUEUED),
+            order_by=["timestamp_ms ASC"])
+        o = self.options
+        return [i for i in infos if queue.in_shard(i.trace_id, o.shard, o.shards)]
+
+    async def run(self) -> EvalSummary:
+        started = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                batch = await self.queued()
+                if batch:
+                    await self._drain(batch)
+                if not self.options.follow or self.summary.stopped_by_budget:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.options.poll_interval_s)
+        finally:
+            self.summary.elapsed_s = time.monotonic() - started
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        return self.summary
+
+    async def _drain(self, batch: list[TraceInfo]) -> None:
+        gate = asyncio.Semaphore(max(1, self.options.concurrency))
+        total = len(batch)
+
+        async def one(info: TraceInfo) -> None:
+            async with gate:
+                if self._stop.is_set() or self._over_budget():
+                    return
+                outcome = await self.evaluate(info.trace_id)
+                self._account(outcome)
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome, self.summary, total)
+
+        await asyncio.gather(*(one(i) for i in batch))
+
+    def _over_budget(self) -> bool:
+        o, s = self.options, self.summary
+        done = s.done + s.failed
+        reason = None
+        if o.max_traces is not None and done >= o.max_traces:
+            reason = f"max_traces={o.max_traces}"
+        elif o.max_tokens is not None and s.tokens >= o.max_tokens:
+            reason = f"max_tokens={o.max_tokens}"
+        elif o.max_usd is not None and s.cost_usd >= o.max_usd:
+            reason = f"max_usd={o.max_usd}"
+        if reason:
+            s.stopped_by_budget = reason
+        return reason is not None
+
+    def _account(self, outcome: TraceOutcome) -> None:
+        s = self.summary
+        if outcome.state == queue.DONE:
+            s.done += 1
+        elif outcome.state == queue.FAILED:
+            s.failed += 1
+        else:
+            s.skipped += 1
+        s.retries += outcome.retries
+        s.tokens += outcome.tokens
+        s.cost_usd += outcome.cost_usd
+
+    async def evaluate(self, trace_id: str) -> TraceOutcome:
+        """Run every pending judge on one trace; tag it done or failed."""
+        name = self.policy.name
+        info = await self.client.get_trace_info(trace_id)  # fresh: tags and assessments
+        if info.tags.get(queue.QUEUE) != queue.QUEUED or info.tags.get(queue.POLICY) != name:
+            return TraceOutcome(trace_id, "skipped")
+        wanted = queue.judges_of(info)
+        unknown = sorted(set(wanted) - set(self.judges))
+        if unknown:
+            return await self._fail(info, TraceOutcome(trace_id, queue.FAILED),
+                                    f"judges not in the policy: {', '.join(unknown)}")
+        pending = [j for j in wanted if queue.verdict_of(info, name, j) is None]
+        outcome = TraceOutcome(trace_id, queue.DONE)
+        if pending:
+            try:
+                payload = await self.client.get_trace_json(trace_id)
+                loop = asyncio.get_running_loop()
+                from trace_tui.judges import trace_from_rest_json
+
+                trace = await loop.run_in_executor(self._pool, trace_from_rest_json, payload)
+            except (ValueError, MlflowApiError) as exc:
+                return await self._fail(info, outcome, f"trace unreadable: {exc}")
+            results = await asyncio.gather(*(self._judge_once(info, trace, self.judges[j],
+                                                              outcome) for j in pending))
+            errors = [e for e in results if e]
+            if errors:
+                return await self._fail(info, outcome, "; ".join(errors))
+        await self.client.set_trace_tag(trace_id, queue.QUEUE, queue.DONE)
+        if queue.ERROR in info.tags:
+            await self.client.delete_trace_tag(trace_id, queue.ERROR)
+        return outcome
+
+    async def _judge_once(self, info: TraceInfo, trace: Any, judge: LoadedJudge,
+                          outcome: TraceOutcome) -> str | None:
+        """Judge with retries, then write the verdict; returns an error message or None."""
+        from trace_tui.judges import run_judge
+
+        loop = asyncio.get_running_loop()
+        call = functools.partial(run_judge, judge.scorer, trace,
+                                 timeout_s=self.options.judge_timeout_s)
+        verdict = None
+        for attempt in range(self.options.attempts):
+            if attempt:
+                outcome.retries += 1
+                delay = self.options.backoff_s * 2 ** (attempt - 1)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+            async with self._judge_gate:
+                verdict = await loop.run_in_executor(self._pool, call)
+            outcome.tokens += (verdict.input_tokens or 0) + (verdict.output_tokens or 0)
+            outcome.cost_usd += verdict.cost_usd or 0.0
+            if verdict.ok or not verdict.retryable:
+                break
+        assert verdict is not None
+        if not verdict.ok:
+            return f"{judge.name}: {verdict.error}"
+        facts = queue.sampling_facts(info.tags)
+        judge_p = queue.judges_of(info).get(judge.name)
+        metadata = {**facts, "judge_model": judge.model,
+                    queue.JUDGE_PROBABILITY: repr(judge_p),
+                    "judge_input_tokens": verdict.input_tokens or 0,
+                    "judge_output_tokens": verdict.output_tokens or 0}
+        try:
+            await self.client.create_assessment(
+                info.trace_id, judge.name, _json_value(verdict.value), source_type="LLM_JUDGE",
+                source_id=judge.model, rationale=verdict.rationale, metadata=metadata)
+        except (MlflowApiError, MlflowUnavailableError) as exc:
+            # Unknown whether it landed: the next run re-reads the trace before judging again.
+            return f"{judge.name}: verdict not written ({exc})"
+        outcome.verdicts[judge.name] = verdict.value
+        return None
+
+    async def _fail(self, info: TraceInfo, outcome: TraceOutcome, error: str) -> TraceOutcome:
+        outcome.state = queue.FAILED
+        outcome.error = error
+        await self.client.set_trace_tag(info.trace_id, queue.ERROR, error[:4000])
+        await self.client.set_trace_tag(info.trace_id, queue.QUEUE, queue.FAILED)
+        return outcome
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
