@@ -68,7 +68,9 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     ev.add_argument("--concurrency", "-c", type=int, default=8, help="judge calls in flight")
     ev.add_argument("--shard", default="0/1", metavar="I/N", help="take shard I of N")
     ev.add_argument("--timeout", type=float, default=60.0, help="seconds per judge call")
-    ev.add_argument("--attempts", type=int, default=4, help="tries per judge call (backoff)")
+    ev.add_argument("--attempts", type=int, default=4, help="tries per judge call")
+    ev.add_argument("--backoff", type=float, default=1.0, metavar="S",
+                    help="first retry delay in seconds (doubles, with jitter)")
     ev.add_argument("--max-traces", type=int, help="stop after N traces")
     ev.add_argument("--max-tokens", type=int, help="stop after N judge tokens")
     ev.add_argument("--max-usd", type=float, help="stop after this judge spend")
@@ -208,7 +210,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 await client.set_trace_tag(info.trace_id, queue.QUEUE, queue.QUEUED)
         options = EvalOptions(
             concurrency=args.concurrency, shard=shard, shards=shards, follow=args.follow,
-            judge_timeout_s=args.timeout, attempts=max(1, args.attempts),
+            judge_timeout_s=args.timeout, attempts=max(1, args.attempts), backoff_s=args.backoff,
             max_traces=args.max_traces, max_tokens=args.max_tokens, max_usd=args.max_usd)
         progress = Progress(sys.stderr if sys.stderr.isatty() else None, sys.stdout)
         worker = EvalWorker(client, policy, judges, exps, options, on_outcome=progress.update)

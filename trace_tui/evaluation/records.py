@@ -5,8 +5,6 @@ from __future__ import annotations
 from samplers import TraceRecord
 from trace_tui.model import TraceInfo, TraceTree
 
-SPAN_FIELDS = ("span_types", "span_names", "models")
-
 
 def record_from_info(info: TraceInfo, tree: TraceTree | None = None) -> TraceRecord:
     """A record from a TraceInfo; span-derived fields need the tree (else left empty)."""

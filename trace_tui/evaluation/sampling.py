@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from samplers import Decision, Policy, PopulationCounts, Sampler, TraceRecord
 from trace_tui.client import MlflowClient
 from trace_tui.evaluation import queue
-from trace_tui.evaluation.records import SPAN_FIELDS, record_from_info
+from trace_tui.evaluation.records import record_from_info
 from trace_tui.model import TraceInfo
 from trace_tui.stream import LiveStream
 
@@ -28,9 +28,11 @@ FINISHED = "trace.status IN ('OK', 'ERROR')"
 
 def needs_spans(policy: Policy) -> bool:
     """Whether any rule looks at span types, names or models (then spans must be fetched)."""
+    from samplers.fields import parse_field
+
     for rule in policy.rules:
-        fields = [c.field for c in rule.conditions] + [k.field for k in rule.key_fields]
-        if any(f.split(".")[0] in SPAN_FIELDS for f in fields):
+        paths = [c.field for c in rule.conditions] + [k.field for k in rule.key_fields]
+        if any(parse_field(p).set_valued for p in paths):
             return True
     return False
 
