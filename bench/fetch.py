@@ -23,11 +23,9 @@ from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from trace_tui.client import MlflowClient  # noqa: E402
-from trace_tui.demo_traffic import ensure_experiment, seed_bulk  # noqa: E402
-from trace_tui.server import EmbeddedServer  # noqa: E402
+from trace_tui.client import MlflowClient
+from trace_tui.demo_traffic import ensure_experiment, seed_bulk
+from trace_tui.server import EmbeddedServer
 
 
 def run_sdk(uri: str, exp: str) -> int:

@@ -134,19 +134,29 @@ class EvalWorker:
         return self.summary
 
     async def _drain(self, batch: list[TraceInfo]) -> None:
-        gate = asyncio.Semaphore(max(1, self.options.concurrency))
+        """Fetch the batch in chunks (one batchGet each, fresh tags and assessments included)
+        and judge as chunks arrive; judge calls in flight stay within ``concurrency``."""
         total = len(batch)
+        chunk = 25
+        chunks = [batch[i:i + chunk] for i in range(0, total, chunk)]
+        fetch_ahead = asyncio.Semaphore(2 + self.options.concurrency // chunk)
 
-        async def one(info: TraceInfo) -> None:
-            async with gate:
+        async def one(payload: dict[str, Any]) -> None:
+            if self._stop.is_set() or self._over_budget():
+                return
+            outcome = await self.evaluate_payload(payload)
+            self._account(outcome)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome, self.summary, total)
+
+        async def run_chunk(infos: list[TraceInfo]) -> None:
+            async with fetch_ahead:
                 if self._stop.is_set() or self._over_budget():
                     return
-                outcome = await self.evaluate(info.trace_id)
-                self._account(outcome)
-                if self.on_outcome is not None:
-                    self.on_outcome(outcome, self.summary, total)
+                payloads = await self.client.batch_get_raw([i.trace_id for i in infos])
+                await asyncio.gather(*(one(p) for p in payloads))
 
-        await asyncio.gather(*(one(i) for i in batch))
+        await asyncio.gather(*(run_chunk(c) for c in chunks))
 
     def _over_budget(self) -> bool:
         o, s = self.options, self.summary
@@ -175,9 +185,14 @@ class EvalWorker:
         s.cost_usd += outcome.cost_usd
 
     async def evaluate(self, trace_id: str) -> TraceOutcome:
-        """Run every pending judge on one trace; tag it done or failed."""
+        """Judge one trace by id (fetches it first)."""
+        return await self.evaluate_payload(await self.client.get_trace_json(trace_id))
+
+    async def evaluate_payload(self, payload: dict[str, Any]) -> TraceOutcome:
+        """Run every pending judge on one fetched trace; tag it done or failed."""
         name = self.policy.name
-        info = await self.client.get_trace_info(trace_id)  # fresh: tags and assessments
+        info = TraceInfo.from_json(payload["trace_info"])
+        trace_id = info.trace_id
         if info.tags.get(queue.QUEUE) != queue.QUEUED or info.tags.get(queue.POLICY) != name:
             return TraceOutcome(trace_id, "skipped")
         wanted = queue.judges_of(info)
@@ -189,12 +204,11 @@ class EvalWorker:
         outcome = TraceOutcome(trace_id, queue.DONE)
         if pending:
             try:
-                payload = await self.client.get_trace_json(trace_id)
                 loop = asyncio.get_running_loop()
                 from trace_tui.judges import trace_from_rest_json
 
                 trace = await loop.run_in_executor(self._pool, trace_from_rest_json, payload)
-            except (ValueError, MlflowApiError) as exc:
+            except ValueError as exc:
                 return await self._fail(info, outcome, f"trace unreadable: {exc}")
             results = await asyncio.gather(*(self._judge_once(info, trace, self.judges[j],
                                                               outcome) for j in pending))
