@@ -226,11 +226,17 @@ def run_demo(args: argparse.Namespace) -> int:
              str(int(time.time()))],
             stdout=traffic_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+        from trace_tui.evaluation.demo import demo_hint, start_fake_judge
+
+        judge = start_fake_judge(log_dir / "fake-judge.log")
+        print(f"trace-tui: {demo_hint(conn.uri)}", file=sys.stderr, flush=True)
         try:
             extras = _demo_extras(conn.uri)
             return _explorer(conn.uri, args, experiment=experiment,
                              server_label=f"{conn.uri} ({conn.source}, demo)", screens=extras)
         finally:
+            if judge is not None:
+                judge.terminate()
             traffic.terminate()
             try:
                 traffic.wait(timeout=10)
