@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from trace_tui import __version__
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", metavar="T", help="Textual theme, e.g. nord, gruvbox")
     parser.add_argument("--no-mouse", action="store_true",
                         help="do not capture the mouse (saves bandwidth over SSH)")
+    parser.add_argument("--policy", "-p", type=Path, metavar="FILE",
+                        help="sampling policy for the s/e screens (see docs/policy.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", formatter_class=fmt, help="explorer on live demo traffic",
@@ -79,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=1.5, help="demo traces per second")
     demo.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
     demo.add_argument("--theme", metavar="T", help="Textual theme")
+    demo.add_argument("--policy", "-p", type=Path, metavar="FILE",
+                      help="sampling policy (default: the bundled demo policy)")
 
     server = sub.add_parser("server", help="run the embedded MLflow server in the foreground",
                             description="Run the embedded MLflow server until Ctrl-C and print "
@@ -179,8 +184,9 @@ def _require_tty() -> None:
 
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
-              server_label: str, screens: dict[str, Any] | None = None) -> int:
+              server_label: str, policy: Path | None = None) -> int:
     from trace_tui.app import TraceExplorerApp
+    from trace_tui.screens.judging import judge_screen_hooks
     from trace_tui.settings import Settings
 
     settings = Settings.load()
@@ -189,7 +195,7 @@ def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
     mouse = settings.mouse and not getattr(args, "no_mouse", False)
     app = TraceExplorerApp(uri, experiment=experiment, filter_string=getattr(args, "filter", None),
                            settings=settings, mouse=mouse, server_label=server_label,
-                           **({"extra_screens": screens} if screens else {}))
+                           screen_hooks=judge_screen_hooks(policy, experiment))
     app.run(mouse=mouse)
     return int(app.return_code or 0)
 
@@ -200,7 +206,7 @@ def run_explorer(args: argparse.Namespace) -> int:
     _require_tty()
     with connect(args.tracking_uri) as conn:
         return _explorer(conn.uri, args, experiment=args.experiment,
-                         server_label=f"{conn.uri} ({conn.source})")
+                         server_label=f"{conn.uri} ({conn.source})", policy=args.policy)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -226,14 +232,14 @@ def run_demo(args: argparse.Namespace) -> int:
              str(int(time.time()))],
             stdout=traffic_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
-        from trace_tui.evaluation.demo import demo_hint, start_fake_judge
+        from trace_tui.evaluation.demo import DEMO_POLICY, demo_hint, start_fake_judge
 
         judge = start_fake_judge(log_dir / "fake-judge.log")
         print(f"trace-tui: {demo_hint(conn.uri)}", file=sys.stderr, flush=True)
         try:
-            extras = _demo_extras(conn.uri)
             return _explorer(conn.uri, args, experiment=experiment,
-                             server_label=f"{conn.uri} ({conn.source}, demo)", screens=extras)
+                             server_label=f"{conn.uri} ({conn.source}, demo)",
+                             policy=args.policy or DEMO_POLICY)
         finally:
             if judge is not None:
                 judge.terminate()
@@ -243,14 +249,6 @@ def run_demo(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 traffic.kill()
             traffic_log.close()
-
-
-def _demo_extras(uri: str) -> dict[str, Any] | None:
-    try:
-        from trace_tui.evaluation.demo import demo_screens
-    except ImportError:
-        return None
-    return demo_screens(uri)
 
 
 def _has_traces(uri: str, exp_id: str) -> bool:

@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,22 +88,6 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
 # --------------------------------------------------------------------------- helpers
 
 
-def load_policy_checked(path: Path) -> Any:
-    """The policy, its judges validated (no mlflow import): one-line errors."""
-    from samplers import PolicyError, load_policy
-    from trace_tui.judges import JudgeSpec
-
-    try:
-        policy = load_policy(path)
-    except PolicyError as exc:
-        raise ConfigError(str(exc)) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    for decl in policy.judges:
-        JudgeSpec.from_decl(decl.name, decl.scorer, dict(decl.options))
-    return policy
-
-
 def parse_duration_s(text: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if not match:
@@ -138,23 +121,24 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    policy = load_policy_checked(args.policy)
+    from trace_tui.evaluation.loop import JudgeLoop, load_policy_checked
+
+    load_policy_checked(args.policy)  # fail on a bad file before connecting
     since_s = parse_duration_s(args.since)
 
     async def body(client: Any) -> int:
-        from trace_tui.evaluation import sampling
-
-        exps = await sampling.resolve_policy_experiments(client, policy, args.experiment)
-        since_ms = int((time.time() - since_s) * 1000)
+        loop = await JudgeLoop.open(client, args.policy, args.experiment)
         if args.dry_run:
-            return await _dry_run(client, policy, exps, since_ms, args.format)
-        run_id = await sampling.policy_run(client, exps[0], policy)
-        state = await sampling.load_state(client, run_id, policy, args.replica)
-        runner = sampling.SampleRunner(client, policy, exps, run_id, state, args.replica,
-                                       since_ms=since_ms)
-        judged = await client.search_traces(
-            exps, filter_string=sampling.queue.queue_filter(policy.name, "done"))
-        sampling.feed_outcomes(runner.sampler, judged, policy.name)
+            frame, totals = await loop.dry_run(since_s)
+            if args.format == "json":
+                _print_json({"strata": json.loads(frame.to_json(orient="records")),
+                             "totals": totals})
+            else:
+                with _pandas_wide():
+                    print(frame.to_string(index=False))
+                print("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in totals.items()))
+            return 0
+        runner = await loop.runner(since_s, args.replica)
         if args.follow:
             runner.on_batch = lambda d, s: _print_json(
                 {"decided": s.decided, "selected": s.selected, "queued": s.queued})
@@ -162,60 +146,40 @@ def run_sample(args: argparse.Namespace) -> int:
             stats = await runner.follow()
         else:
             stats = await runner.run_once()
-        _print_json({"policy": policy.name, "run_id": run_id, "decided": stats.decided,
-                     "selected": stats.selected, "queued": stats.queued,
-                     "by_rule": stats.by_rule})
+        _print_json({"policy": loop.policy.name, "run_id": runner.run_id,
+                     "decided": stats.decided, "selected": stats.selected,
+                     "queued": stats.queued, "by_rule": stats.by_rule})
         return 0
 
     return _run(args, body)
-
-
-async def _dry_run(client: Any, policy: Any, exps: list[str], since_ms: int, fmt: str) -> int:
-    from samplers import dry_run, dry_run_totals
-    from trace_tui.evaluation import sampling
-
-    infos = await client.search_traces(
-        exps, filter_string=sampling.source_filter(policy, f"trace.timestamp_ms >= {since_ms}"))
-    records = await sampling.records_for(client, policy, infos)
-    frame = dry_run(policy, records)
-    totals = dry_run_totals(frame, policy)
-    if fmt == "json":
-        _print_json({"strata": json.loads(frame.to_json(orient="records")), "totals": totals})
-    else:
-        with _pandas_wide():
-            print(frame.to_string(index=False))
-        print("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in totals.items()))
-    return 0
 
 
 # --------------------------------------------------------------------------- eval
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    policy = load_policy_checked(args.policy)
+    from trace_tui.evaluation.loop import JudgeLoop, load_policy_checked
+
+    load_policy_checked(args.policy)
     shard, shards = parse_shard(args.shard)
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
 
     async def body(client: Any) -> int:
-        from trace_tui.evaluation import queue, sampling
         from trace_tui.evaluation.progress import Progress
-        from trace_tui.evaluation.worker import EvalOptions, EvalWorker, load_judges
+        from trace_tui.evaluation.worker import EvalOptions
 
-        exps = await sampling.resolve_policy_experiments(client, policy, args.experiment)
-        judges = await asyncio.to_thread(load_judges, policy.judges)
+        loop = await JudgeLoop.open(client, args.policy, args.experiment)
+        await loop.judges()  # a judge that cannot be built fails before any work
         if args.retry_failed:
-            for info in await client.search_traces(
-                    exps, filter_string=queue.queue_filter(policy.name, queue.FAILED)):
-                await client.set_trace_tag(info.trace_id, queue.QUEUE, queue.QUEUED)
+            await loop.requeue_failed()
         options = EvalOptions(
             concurrency=args.concurrency, shard=shard, shards=shards, follow=args.follow,
             judge_timeout_s=args.timeout, attempts=max(1, args.attempts), backoff_s=args.backoff,
             max_traces=args.max_traces, max_tokens=args.max_tokens, max_usd=args.max_usd)
         progress = Progress(sys.stderr if sys.stderr.isatty() else None, sys.stdout)
-        worker = EvalWorker(client, policy, judges, exps, options, on_outcome=progress.update)
-        _stop_on_signals(worker.stop)
-        summary = await worker.run()
+        _stop_on_signals(loop.stop)
+        summary = await loop.evaluate(options, on_outcome=progress.update)
         progress.finish(summary)
         return 1 if summary.failed and not summary.done else 0
 
@@ -226,14 +190,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    policy = load_policy_checked(args.policy)
+    from trace_tui.evaluation.loop import JudgeLoop, load_policy_checked
+
+    load_policy_checked(args.policy)
 
     async def body(client: Any) -> int:
-        from trace_tui.evaluation import sampling
-        from trace_tui.evaluation.report import build_report
-
-        exps = await sampling.resolve_policy_experiments(client, policy, args.experiment)
-        report = await build_report(client, policy, exps)
+        report = await (await JudgeLoop.open(client, args.policy, args.experiment)).report()
         if args.format == "json":
             _print_json(report.to_dict())
         elif args.format == "csv":
