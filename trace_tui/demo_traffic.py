@@ -30,7 +30,7 @@ ROUTES = ("search", "support", "checkout", "billing")
 VERSIONS = ("1.4.0", "1.5.0")
 TIERS = ("free", "free", "free", "pro", "pro", "enterprise")
 MODELS = (("gpt-4o-mini", "openai"), ("gpt-4o", "openai"),
-          ("claude-3-5-haiku-20241022", "anthropic"))
+          ("claude-haiku-4-5", "anthropic"))
 QUESTIONS = (
     "How do I reset my password?", "What is the refund policy for annual plans?",
     "Why was my card declined?", "Compare the pro and enterprise tiers.",

@@ -1,0 +1,36 @@
+"""The demo application through the real MLflow tracing SDK (live mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from trace_tui.client import MlflowClient
+from trace_tui.demo_traffic import run_live
+
+
+async def test_live_mode_logs_complete_traces_through_the_sdk(mlflow_uri: str) -> None:
+    name = f"live-{int(time.time() * 1000)}"
+    count = await asyncio.to_thread(run_live, mlflow_uri, name, 20.0, seed=3, time_scale=0.01,
+                                    max_traces=6)
+    assert count == 6
+    async with MlflowClient(mlflow_uri) as client:
+        exp = await client.resolve_experiment(name)
+        deadline = time.monotonic() + 60
+        infos = []
+        while time.monotonic() < deadline:  # the SDK exports asynchronously
+            infos = await client.search_traces([exp.experiment_id],
+                                               filter_string="trace.status != 'IN_PROGRESS'")
+            if len(infos) == 6:
+                break
+            await asyncio.sleep(0.2)
+        trees = await client.batch_get_traces([i.trace_id for i in infos])
+    assert len(trees) == 6
+    for tree in trees:
+        info = tree.info
+        assert info.tags["env"] == "demo" and info.tags["route"] and info.session and info.user
+        assert tree.roots[0].span_type == "AGENT" and len(tree.spans) >= 4
+        assert tree.tokens.total > 0 and tree.tokens == info.tokens
+        models = {s.model for s in tree.walk() if s.span_type == "CHAT_MODEL"}
+        assert models and all(models)
+        assert tree.cost_usd > 0  # the server priced the LLM spans
