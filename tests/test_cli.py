@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 from typing import IO
 
@@ -26,11 +27,22 @@ def run(*args: str, uri: str | None = None, timeout: float = 60,
                           text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
 
 
-def read_line(stream: IO[str], timeout_s: float) -> str:
-    """One line from a child's pipe, failing instead of hanging when none comes."""
-    ready, _, _ = select.select([stream], [], [], timeout_s)
-    assert ready, f"no output within {timeout_s} s"
-    return stream.readline()
+class LineReader:
+    """Lines of a child's pipe, read by a thread, so a wait can time out instead of hang."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def next(self, timeout_s: float) -> str:
+        try:
+            return self.lines.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout_s} s") from None
 
 
 def test_help_teaches() -> None:
@@ -107,10 +119,11 @@ def test_tail_prints_new_traces_as_json_lines(mlflow_uri: str,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri})
     try:
-        ready = read_line(proc.stderr, 30)
-        assert "tailing experiment" in ready
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = LineReader(proc.stdout), LineReader(proc.stderr)
+        assert "tailing experiment" in err.next(30)
         new = seed_bulk(mlflow_uri, exp, 4, seed=22, start_ms=int(time.time() * 1000))
-        lines = [json.loads(read_line(proc.stdout, 30)) for _ in new]
+        lines = [json.loads(out.next(30)) for _ in new]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

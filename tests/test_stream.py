@@ -91,7 +91,7 @@ async def test_filter_is_combined_with_the_cursor(mlflow_uri: str,
         errors = {i.trace_id for i in await client.search_traces(
             [exp], filter_string="trace.status = 'ERROR'")}
         stream = LiveStream(client, [exp], filter_string="trace.status = 'OK'",
-                            since_ms=int(time.time() * 1000) - 60_000)
+                            since_ms=int(time.time() * 1000) - 60_000, settle_ms=0)
         batch = await stream.poll_once()
         skipping = LiveStream(client, [exp], since_ms=int(time.time() * 1000),
                               skip_existing=True)

@@ -29,17 +29,25 @@ class StreamBatch:
     traces: list[TraceInfo] = field(default_factory=list)
     connected: bool = True
     error: str | None = None
-    pending: int = 0  # traces seen in progress, not yet finished
+    pending: int = 0  # traces seen in progress or still settling, not yet emitted
 
 
 class TraceCursor:
-    """The cursor state, separate from I/O so it can be tested and reasoned about alone."""
+    """The cursor state, separate from I/O so it can be tested and reasoned about alone.
 
-    def __init__(self, start_ms: int, lookback_ms: int) -> None:
+    A finished trace is held back until it has *settled*: ``settle_ms`` after this cursor first
+    saw it finished, unless it ended long before. The SDK exports the root span before the
+    trace's tags and metadata, so a trace read the moment it finishes can still lack its name,
+    tags, session and user.
+    """
+
+    def __init__(self, start_ms: int, lookback_ms: int, settle_ms: int = 0) -> None:
         self.cursor_ms = start_ms
         self.lookback_ms = lookback_ms
+        self.settle_ms = settle_ms
         self._emitted: dict[str, int] = {}  # trace id -> request time
-        self.pending: dict[str, TraceInfo] = {}
+        self.pending: dict[str, TraceInfo] = {}  # in progress
+        self.settling: dict[str, tuple[TraceInfo, int]] = {}  # finished, first seen (ms)
 
     def accept_seen(self, seen: dict[str, int]) -> None:
         """Mark traces (id -> request time) as already emitted, e.g. before a restart."""
@@ -48,19 +56,32 @@ class TraceCursor:
     def query_from_ms(self) -> int:
         return max(0, self.cursor_ms - self.lookback_ms)
 
-    def accept(self, infos: Sequence[TraceInfo]) -> list[TraceInfo]:
-        """Newly finished traces among ``infos``; remember in-progress ones."""
-        out: list[TraceInfo] = []
+    def accept(self, infos: Sequence[TraceInfo], now_ms: int) -> None:
+        """Take in what a poll saw: the latest info of each unemitted trace wins."""
         for info in infos:
             if info.trace_id in self._emitted:
                 continue
             if info.finished:
                 self.pending.pop(info.trace_id, None)
-                self._emitted[info.trace_id] = info.request_time_ms
-                out.append(info)
+                first = self.settling.get(info.trace_id, (info, now_ms))[1]
+                self.settling[info.trace_id] = (info, first)
             else:
                 self.pending[info.trace_id] = info
             self.cursor_ms = max(self.cursor_ms, info.request_time_ms)
+
+    def take_settled(self, now_ms: int, *, everything: bool = False) -> list[TraceInfo]:
+        """Finished traces that have settled (all of them with ``everything``), oldest first;
+        from now on they count as emitted."""
+        out = []
+        for trace_id, (info, first_seen) in list(self.settling.items()):
+            ended = info.request_time_ms + int(info.duration_ms or 0)
+            # Wait settle_ms from first sight; a trace that ended long ago has settled.
+            if everything or now_ms - first_seen >= self.settle_ms \
+                    or now_ms - ended >= 10 * self.settle_ms:
+                del self.settling[trace_id]
+                self._emitted[trace_id] = info.request_time_ms
+                out.append(info)
+        out.sort(key=lambda i: (i.request_time_ms, i.trace_id))
         return out
 
     def prune(self) -> None:
@@ -81,6 +102,7 @@ class LiveStream:
         filter_string: str | None = None,
         since_ms: int | None = None,
         lookback_ms: int = 60_000,
+        settle_ms: int = 1_500,
         poll_interval_s: float = 1.0,
         max_backoff_s: float = 10.0,
         skip_existing: bool = False,
@@ -92,7 +114,8 @@ class LiveStream:
         self.poll_interval_s = poll_interval_s
         self.max_backoff_s = max_backoff_s
         start = since_ms if since_ms is not None else int(clock() * 1000)
-        self.cursor = TraceCursor(start, lookback_ms)
+        self.clock = clock
+        self.cursor = TraceCursor(start, lookback_ms, settle_ms)
         self._wake = asyncio.Event()
         self._closed = False
         # With skip_existing, traces already finished at the first poll are marked seen but
@@ -111,19 +134,21 @@ class LiveStream:
         """One poll: search the window, re-read pending traces. Raises on server errors."""
         clause = f"trace.timestamp_ms >= {self.cursor.query_from_ms()}"
         filter_string = f"{clause} AND {self.filter_string}" if self.filter_string else clause
-        fresh: list[TraceInfo] = []
+        now_ms = int(self.clock() * 1000)
         async for page in self.client.iter_trace_pages(
                 self.experiment_ids, filter_string=filter_string,
                 order_by=["timestamp_ms ASC"]):
-            fresh.extend(self.cursor.accept(page))
+            self.cursor.accept(page, now_ms)
         if self.cursor.pending:
             infos = await self.client.batch_get_trace_infos(list(self.cursor.pending))
-            fresh.extend(self.cursor.accept(infos))
+            self.cursor.accept(infos, now_ms)
+        fresh = self.cursor.take_settled(now_ms, everything=self._swallow_next)
         self.cursor.prune()
         if self._swallow_next:
             self._swallow_next = False
             fresh = []
-        return StreamBatch(traces=fresh, pending=len(self.cursor.pending))
+        return StreamBatch(traces=fresh,
+                           pending=len(self.cursor.pending) + len(self.cursor.settling))
 
     async def __aiter__(self) -> AsyncIterator[StreamBatch]:
         backoff = 0.5

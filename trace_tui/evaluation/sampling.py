@@ -209,6 +209,10 @@ class SampleRunner:
         """One pass: everything finished since the cursor, then save."""
         batch = await self.stream.poll_once()
         decisions = await self.decide(batch.traces)
+        if self.stream.cursor.settling:  # just-finished traces: give their tags time to land
+            await asyncio.sleep(self.stream.cursor.settle_ms / 1000)
+            batch = await self.stream.poll_once()
+            decisions += await self.decide(batch.traces)
         await self.checkpoint()
         if self.on_batch:
             self.on_batch(decisions, self.stats)
