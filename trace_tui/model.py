@@ -6,7 +6,6 @@ Pure Python, no I/O. Decodes both span encodings MLflow serves (OTel-proto JSON 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Iterator, Mapping
@@ -219,27 +218,65 @@ class SpanEvent:
     attributes: dict[str, Any]
 
 
-@dataclass(slots=True, eq=False)
 class Span:
-    """One span, linked into its tree by ``children`` (``depth`` set by the tree)."""
+    """One span, linked into its tree by ``children`` (``depth`` set by the tree).
 
-    span_id: str
-    parent_id: str | None
-    name: str
-    start_ns: int
-    end_ns: int
-    status: str  # OK | ERROR | UNSET
-    status_message: str
-    attributes: dict[str, Any]
-    events: list[SpanEvent]
-    children: list[Span] = field(default_factory=list)
-    depth: int = 0
-    tokens_total: TokenUsage = ZERO_TOKENS  # subtree, server rule (see TraceTree)
-    cost_total: float = 0.0  # subtree
+    Attributes are decoded lazily: building a tree only needs the type, token usage, cost and
+    model, while inputs and outputs (most of the bytes) are decoded when a view asks for them.
+    ``attributes`` may be given decoded (a dict), as OTLP key/value JSON (a list), or as
+    MLflow-native JSON-string values (``native_json=True``).
+    """
+
+    __slots__ = ("_attrs", "_decoded", "_native", "children", "cost_total", "depth", "end_ns",
+                 "events", "name", "parent_id", "span_id", "start_ns", "status",
+                 "status_message", "tokens_total")
+
+    def __init__(self, span_id: str, parent_id: str | None, name: str, start_ns: int,
+                 end_ns: int, status: str, status_message: str, attributes: Any,
+                 events: list[SpanEvent], *, native_json: bool = False) -> None:
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.name = name
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.status = status  # OK | ERROR | UNSET
+        self.status_message = status_message
+        self.events = events
+        self.children: list[Span] = []
+        self.depth = 0
+        self.tokens_total: TokenUsage = ZERO_TOKENS  # subtree, server rule (see TraceTree)
+        self.cost_total = 0.0  # subtree
+        self._attrs = attributes if attributes is not None else {}
+        self._native = native_json
+        self._decoded: dict[str, Any] | None = (
+            self._attrs if isinstance(self._attrs, dict) and not native_json else None)
+
+    def __repr__(self) -> str:
+        return f"Span({self.name!r}, {self.span_id}, depth={self.depth})"
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        if self._decoded is None:
+            if isinstance(self._attrs, list):
+                self._decoded = decode_attributes(self._attrs)
+            else:
+                self._decoded = {str(k): _loads_json_string(v) for k, v in self._attrs.items()}
+        return self._decoded
+
+    def attr(self, key: str) -> Any:
+        """One attribute, decoded without decoding the others."""
+        if self._decoded is not None:
+            return self._decoded.get(key)
+        if isinstance(self._attrs, list):
+            for item in self._attrs:
+                if type(item) is dict and item.get("key") == key:
+                    return decode_any_value(item.get("value"))
+            return None
+        return _loads_json_string(self._attrs.get(key))
 
     @property
     def span_type(self) -> str:
-        value = self.attributes.get(SPAN_TYPE_ATTR)
+        value = self.attr(SPAN_TYPE_ATTR)
         return str(value) if value else "UNKNOWN"
 
     @property
@@ -248,20 +285,20 @@ class Span:
 
     @property
     def inputs(self) -> Any:
-        return self.attributes.get(INPUTS_ATTR)
+        return self.attr(INPUTS_ATTR)
 
     @property
     def outputs(self) -> Any:
-        return self.attributes.get(OUTPUTS_ATTR)
+        return self.attr(OUTPUTS_ATTR)
 
     @property
     def tokens(self) -> TokenUsage | None:
         """This span's own usage: ``mlflow.chat.tokenUsage``, else ``gen_ai.usage.*``."""
-        usage = TokenUsage.from_value(self.attributes.get(TOKEN_USAGE_ATTR))
+        usage = TokenUsage.from_value(self.attr(TOKEN_USAGE_ATTR))
         if usage is not None:
             return usage
-        inp = _as_int(self.attributes.get("gen_ai.usage.input_tokens"))
-        out = _as_int(self.attributes.get("gen_ai.usage.output_tokens"))
+        inp = _as_int(self.attr("gen_ai.usage.input_tokens"))
+        out = _as_int(self.attr("gen_ai.usage.output_tokens"))
         if inp is None and out is None:
             return None
         return TokenUsage(inp or 0, out or 0, (inp or 0) + (out or 0))
@@ -269,20 +306,20 @@ class Span:
     @property
     def model(self) -> str:
         for key in MODEL_ATTRS:
-            value = self.attributes.get(key)
+            value = self.attr(key)
             if value:
                 return str(value)
         return ""
 
     @property
     def cost_usd(self) -> float | None:
-        cost = self.attributes.get(COST_ATTR)
+        cost = self.attr(COST_ATTR)
         if isinstance(cost, str):
             try:
                 cost = json.loads(cost)
             except ValueError:
                 return None
-        return _as_float(cost.get("total_cost")) if isinstance(cost, Mapping) else None
+        return _as_float(cost.get("total_cost")) if isinstance(cost, dict) else None
 
     @property
     def exceptions(self) -> list[SpanEvent]:
@@ -310,12 +347,9 @@ def decode_span(raw: Mapping[str, Any]) -> Span:
     except (TypeError, ValueError):
         raise TraceDecodeError(f"span {name!r}: timestamps are not integers") from None
     attrs_raw = raw.get("attributes")
-    if isinstance(attrs_raw, list):
-        attributes = decode_attributes(attrs_raw)
-    elif isinstance(attrs_raw, Mapping):
-        attributes = {str(k): _loads_json_string(v) for k, v in attrs_raw.items()}
-    else:
-        attributes = {}
+    native = isinstance(attrs_raw, dict)
+    if not isinstance(attrs_raw, list | dict):
+        attrs_raw = {}
     status_raw = raw.get("status") or {}
     code = str(status_raw.get("code", "")) if isinstance(status_raw, Mapping) else ""
     message = str(status_raw.get("message", "") or "") if isinstance(status_raw, Mapping) else ""
@@ -331,7 +365,7 @@ def decode_span(raw: Mapping[str, Any]) -> Span:
         ))
     return Span(span_id=span_id, parent_id=parent_id, name=name, start_ns=start, end_ns=end,
                 status=_normalise_status(code), status_message=message,
-                attributes=attributes, events=events)
+                attributes=attrs_raw, events=events, native_json=native)
 
 
 def decode_id(value: Any) -> str:
@@ -340,14 +374,14 @@ def decode_id(value: Any) -> str:
     if len(text) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in text):
         return text.lower()
     try:
-        return base64.b64decode(text, validate=True).hex()
+        return binascii.a2b_base64(text, strict_mode=True).hex()
     except (binascii.Error, ValueError):
         raise TraceDecodeError(f"id {text!r} is neither base64 nor hex") from None
 
 
 def decode_any_value(value: Any) -> Any:
     """OTLP AnyValue JSON -> Python value."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict:
         return value
     if "string_value" in value:
         return value["string_value"]
@@ -370,7 +404,7 @@ def decode_attributes(items: list[Any]) -> dict[str, Any]:
     """OTLP ``[{"key", "value": AnyValue}]`` -> dict."""
     out: dict[str, Any] = {}
     for item in items:
-        if isinstance(item, Mapping) and "key" in item:
+        if type(item) is dict and "key" in item:
             out[str(item["key"])] = decode_any_value(item.get("value"))
     return out
 
