@@ -54,7 +54,7 @@ def seed_known_population(uri: str, exp: str, n: int, seed: int) -> dict[str, bo
         plan.root.outputs = {"answer": f"resolved {i} [[judge:{'pass' if passed else 'fail'}]]"}
         for step in plan.root.children:
             step.error = None
-        trace_hex = f"{rng.getrandbits(128):032x}"
+        trace_hex = uuid.uuid4().hex  # unique across the suite
         spans.extend(plan_to_otlp_spans(plan, trace_hex, now_ns + i * 5_000_000, rng))
         truth["tr-" + trace_hex] = passed
     for start in range(0, len(spans), 600):

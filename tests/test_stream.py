@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 import time
+import uuid
 
 import pytest
 
@@ -21,7 +22,7 @@ def make_traces(n: int, seed: int) -> list[tuple[str, list[dict], dict]]:
     out = []
     now_ns = time.time_ns()
     for i in range(n):
-        trace_hex = f"{rng.getrandbits(128):032x}"
+        trace_hex = uuid.uuid4().hex  # unique across the suite
         spans = plan_to_otlp_spans(plan_request(rng, i), trace_hex, now_ns + i * 1_000_000, rng)
         root = next(s for s in spans if "parentSpanId" not in s)
         out.append(("tr-" + trace_hex, [s for s in spans if s is not root], root))

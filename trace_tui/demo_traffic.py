@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -315,7 +316,9 @@ def bulk_plans(count: int, *, seed: int = 11, start_ms: int | None = None,
     rng = random.Random(seed)
     t0 = start_ms if start_ms is not None else int(time.time() * 1000) - int(count * spacing_ms)
     for n in range(count):
-        trace_hex = f"{rng.getrandbits(128):032x}"
+        # Random ids, as OTel SDKs make them: a seed fixes the plans, never the ids, so two
+        # seedings of one server can never write into each other's traces.
+        trace_hex = uuid.uuid4().hex
         yield trace_hex, int((t0 + n * spacing_ms) * 1e6), plan_request(rng, n), rng
 
 
