@@ -261,7 +261,7 @@ def _has_traces(uri: str, exp_id: str) -> bool:
 
 def run_server(args: argparse.Namespace) -> int:
     from trace_tui import paths
-    from trace_tui.connect import _forget, _remember, running_embedded
+    from trace_tui.connect import forget, remember, running_embedded
     from trace_tui.server import EmbeddedServer
 
     if running_embedded():
@@ -270,7 +270,7 @@ def run_server(args: argparse.Namespace) -> int:
     print(f"trace-tui: starting mlflow server (data: {server.data_dir}) ...", file=sys.stderr,
           flush=True)
     server.start()
-    _remember(server)
+    remember(server)
     print(server.uri, flush=True)
     print(f"trace-tui: export MLFLOW_TRACKING_URI={server.uri}  (Ctrl-C stops it)",
           file=sys.stderr, flush=True)
@@ -283,7 +283,7 @@ def run_server(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         server.stop()
-        _forget(server)
+        forget(server)
 
 
 # --------------------------------------------------------------------------- traces

@@ -29,7 +29,7 @@ class Connection:
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-            _forget(self.server)
+            forget(self.server)
             self.server = None
 
     def __enter__(self) -> Connection:
@@ -61,7 +61,7 @@ def connect(flag_uri: str | None, *, announce: bool = True) -> Connection:
         print(f"trace-tui: starting the embedded MLflow server ({server.data_dir}) ...",
               file=sys.stderr, flush=True)
     server.start()
-    _remember(server)
+    remember(server)
     return Connection(server.uri, "embedded", server)
 
 
@@ -77,12 +77,12 @@ def running_embedded() -> str | None:
     return uri if probe.healthy() else None
 
 
-def _remember(server: EmbeddedServer) -> None:
+def remember(server: EmbeddedServer) -> None:
     if server.process is not None:
         state_file().write_text(json.dumps({"uri": server.uri, "pid": server.process.pid}))
 
 
-def _forget(server: EmbeddedServer) -> None:
+def forget(server: EmbeddedServer) -> None:
     try:
         state = json.loads(state_file().read_text())
         if state.get("uri") == server.uri:
