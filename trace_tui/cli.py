@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,9 +127,17 @@ def _add_evaluation_commands(sub: Any, fmt: type[argparse.HelpFormatter]) -> Non
 # --------------------------------------------------------------------------- entry
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # A closed SSH session (SIGHUP) or a `kill` (SIGTERM) must still run the cleanup in
+    # `finally` blocks: stop the embedded server and the demo's helper processes.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _exit_on_signal)
     try:
         if args.command is None:
             return run_explorer(args)
@@ -214,6 +223,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from trace_tui import paths
     from trace_tui.connect import connect
     from trace_tui.demo_traffic import ensure_experiment, seed_bulk
+    from trace_tui.lifeline import child_env
 
     _require_tty()
     experiment = args.experiment or DEMO_EXPERIMENT
@@ -221,8 +231,8 @@ def run_demo(args: argparse.Namespace) -> int:
         exp_id = ensure_experiment(conn.uri, experiment)
         if not _has_traces(conn.uri, exp_id):
             print("trace-tui: seeding 300 demo traces ...", file=sys.stderr, flush=True)
-            seed_bulk(conn.uri, exp_id, 300, seed=int(time.time()),
-                      start_ms=int(time.time() * 1000) - 3_600_000)
+            seed_bulk(conn.uri, exp_id, 300, seed=int(time.time()),  # the last hour
+                      start_ms=int(time.time() * 1000) - 3_600_000, spacing_ms=12_000)
         log_dir = paths.data_dir()
         log_dir.mkdir(parents=True, exist_ok=True)
         traffic_log = open(log_dir / "demo-traffic.log", "ab")  # noqa: SIM115
@@ -231,7 +241,8 @@ def run_demo(args: argparse.Namespace) -> int:
              "--experiment", experiment, "--rate", str(args.rate), "--seed",
              str(int(time.time()))],
             stdout=traffic_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+            start_new_session=True,
+            env=child_env({**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}))
         from trace_tui.evaluation.demo import DEMO_POLICY, demo_hint, start_fake_judge
 
         judge = start_fake_judge(log_dir / "fake-judge.log")

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from trace_tui.lifeline import exit_with_parent
+
 ROUTES = ("search", "support", "checkout", "billing")
 VERSIONS = ("1.4.0", "1.5.0")
 TIERS = ("free", "free", "free", "pro", "pro", "enterprise")
@@ -323,14 +325,16 @@ def bulk_plans(count: int, *, seed: int = 11, start_ms: int | None = None,
 
 
 def seed_bulk(tracking_uri: str, experiment_id: str, count: int, *, seed: int = 11,
-              batch: int = 100, start_ms: int | None = None, workers: int = 4) -> list[str]:
+              batch: int = 100, start_ms: int | None = None, spacing_ms: float = 50.0,
+              workers: int = 4) -> list[str]:
     """Deliver ``count`` demo traces through OTLP; returns their ``tr-`` ids."""
     from concurrent.futures import ThreadPoolExecutor
 
     batches: list[list[dict[str, Any]]] = [[]]
     ids: list[str] = []
     per = 0
-    for trace_hex, start_ns, plan, rng in bulk_plans(count, seed=seed, start_ms=start_ms):
+    for trace_hex, start_ns, plan, rng in bulk_plans(count, seed=seed, start_ms=start_ms,
+                                                     spacing_ms=spacing_ms):
         batches[-1].extend(plan_to_otlp_spans(plan, trace_hex, start_ns, rng))
         ids.append("tr-" + trace_hex)
         per += 1
@@ -371,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk", type=int, default=0, help="seed N traces via OTLP and exit")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    exit_with_parent()
     if args.bulk:
         exp = ensure_experiment(args.tracking_uri, args.experiment)
         ids = seed_bulk(args.tracking_uri, exp, args.bulk, seed=args.seed)

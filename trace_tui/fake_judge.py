@@ -505,7 +505,10 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from trace_tui.lifeline import exit_with_parent
+
     args = _parse_args(argv)
+    exit_with_parent()
     try:
         FakeJudgeServer(latency_s=args.latency, failure_rate=args.failure_rate,
                         pass_rate=args.pass_rate)

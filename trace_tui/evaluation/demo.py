@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from trace_tui.lifeline import child_env
+
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo" / "policy.toml"
 DEMO_JUDGE_PORT = 5099  # the demo policy's judges point here
 
@@ -32,7 +34,7 @@ def start_fake_judge(log_path: Path, port: int = DEMO_JUDGE_PORT,
             [sys.executable, "-m", "trace_tui.fake_judge", "--port", str(port),
              "--latency", str(latency_s)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=dict(os.environ))
+            start_new_session=True, env=child_env(dict(os.environ)))
     finally:
         log.close()
 
