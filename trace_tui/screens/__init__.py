@@ -1,0 +1,1 @@
+"""Explorer screens: the trace list, the trace view, modals (help, feedback, pickers)."""

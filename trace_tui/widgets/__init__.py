@@ -1,0 +1,1 @@
+"""Explorer widgets: line-API lists (trace table, span waterfall) and their companions."""
