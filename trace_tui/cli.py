@@ -312,7 +312,8 @@ def run_traces(args: argparse.Namespace) -> int:
 
 
 async def _traces_list(client: Any, args: argparse.Namespace) -> int:
-    from trace_tui.export import format_ms, format_tokens, info_to_dict
+    from trace_tui.export import info_to_dict
+    from trace_tui.render import fmt_cost, fmt_duration, fmt_tokens
 
     exp = await client.resolve_experiment(args.experiment)
     infos = await client.search_traces([exp.experiment_id], filter_string=args.filter,
@@ -325,9 +326,9 @@ async def _traces_list(client: Any, args: argparse.Namespace) -> int:
           f"{'tokens':>10} {'cost':>9}")
     for info in infos:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.request_time_ms / 1000))
-        cost = f"${info.cost_usd:.4f}" if info.cost_usd else "-"
+        cost = fmt_cost(info.cost_usd) or "-"
         print(f"{when:<19}  {info.trace_id:<35} {info.name[:16]:<16} {info.state:<6} "
-              f"{format_ms(info.duration_ms):>9} {format_tokens(info.tokens):>10} {cost:>9}")
+              f"{fmt_duration(info.duration_ms):>9} {fmt_tokens(info.tokens) or '-':>10} {cost:>9}")
     print(f"{len(infos)} traces in experiment {exp.name!r} ({exp.experiment_id})",
           file=sys.stderr)
     return EXIT_OK

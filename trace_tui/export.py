@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from trace_tui.model import Span, TokenUsage, TraceInfo, TraceTree
+from trace_tui.render import fmt_cost, fmt_duration, fmt_tokens
 
 
 def tokens_dict(usage: TokenUsage | None) -> dict[str, int] | None:
@@ -82,31 +83,15 @@ def subtree_to_dict(tree: TraceTree, span: Span) -> dict[str, Any]:
     return node
 
 
-def format_ms(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    if ms >= 10_000:
-        return f"{ms / 1000:.1f}s"
-    if ms >= 1000:
-        return f"{ms / 1000:.2f}s"
-    return f"{ms:.0f}ms" if ms >= 10 else f"{ms:.1f}ms"
-
-
-def format_tokens(usage: TokenUsage | None) -> str:
-    if usage is None or usage.total == 0:
-        return "-"
-    return f"{usage.input}/{usage.output}"
-
-
 def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> str:
     """The span tree as text: indentation, type, offsets, durations, tokens, a waterfall."""
     span_total = max(1, tree.end_ns - tree.start_ns)
     status = tree.status + ("  (tokens: stored total disagrees with spans)"
                             if tree.tokens_mismatch else "")
-    cost = f"  ${tree.cost_usd:.4f}" if tree.cost_usd else ""
+    cost = f"  {fmt_cost(tree.cost_usd)}" if tree.cost_usd else ""
     lines = [
         f"{tree.trace_id}  {tree.name}  {status}",
-        f"duration {format_ms(tree.duration_ms)}  tokens {tree.tokens.input} in / "
+        f"duration {fmt_duration(tree.duration_ms)}  tokens {tree.tokens.input} in / "
         f"{tree.tokens.output} out / {tree.tokens.total} total{cost}  spans {len(tree.spans)}",
         "",
     ]
@@ -119,7 +104,12 @@ def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> s
         length = max(1, int((span.end_ns - span.start_ns) / span_total * bar_width))
         bar = " " * begin + "█" * min(length, bar_width - begin)
         lines.append(f"{label:<{name_w}} {span.span_type[:10]:<11}"
-                     f"{format_ms(tree.offset_ms(span)):>8}{format_ms(span.duration_ms):>9}"
-                     f"{format_tokens(span.tokens):>12}{format_tokens(span.tokens_total):>11}"
+                     f"{fmt_duration(tree.offset_ms(span)):>8}"
+                     f"{fmt_duration(span.duration_ms):>9}"
+                     f"{_tokens(span.tokens):>12}{_tokens(span.tokens_total):>11}"
                      f"  {bar}")
     return "\n".join(lines)
+
+
+def _tokens(usage: TokenUsage | None) -> str:
+    return fmt_tokens(usage) if usage is not None and usage.total else "-"
