@@ -225,3 +225,16 @@ def test_buffer_keeps_sorted_durations_through_updates_and_evictions() -> None:
     assert [r.trace_id for r in newest] == [f"tr-{n:04d}" for n in range(395, 400)]
     buf.set_sort("duration")
     assert [r.trace_id for r in buf.newest(5)] == [f"tr-{n:04d}" for n in range(395, 400)]
+
+
+def test_list_badges_show_queue_state_thumbs_and_judge_tally() -> None:
+    from trace_tui.model import Assessment
+    from trace_tui.render import list_badges
+
+    judged = [Assessment("a1", "quality", "LLM_JUDGE", "openai:/m", "yes"),
+              Assessment("a2", "safety", "LLM_JUDGE", "openai:/m", "no"),
+              Assessment("a3", "user_feedback", "HUMAN", "bob", True)]
+    assert list_badges({"trace_tui.queue": "done"}, judged) == "J +1 -0 J1/2"
+    assert list_badges({"trace_tui.queue": "queued"}, []) == "Q"
+    assert list_badges({"trace_tui.queue": "failed"}, []) == "F"
+    assert list_badges({}, []) == ""

@@ -229,6 +229,20 @@ def assessment_summary(assessments: Iterable[Assessment]) -> str:
     return " ".join(parts)
 
 
+QUEUE_BADGES = {"queued": "Q", "done": "J", "failed": "F"}
+
+
+def queue_badge(tags: Mapping[str, str]) -> str:
+    """Where a sampled trace stands in the judge queue: ``Q`` queued, ``J`` judged, ``F``
+    failed; empty when no policy sampled it (tag ``trace_tui.queue``)."""
+    return QUEUE_BADGES.get(tags.get("trace_tui.queue", ""), "")
+
+
+def list_badges(tags: Mapping[str, str], assessments: Iterable[Assessment]) -> str:
+    """The list's feedback column: queue badge, thumbs and judge tally, e.g. ``J +1 -0 J2/3``."""
+    return " ".join(p for p in (queue_badge(tags), assessment_summary(assessments)) if p)
+
+
 def fmt_assessment_value(a: Assessment) -> str:
     if a.error:
         return f"error: {a.error}"

@@ -22,11 +22,11 @@ from textual.strip import Strip
 
 from trace_tui.model import TraceInfo
 from trace_tui.render import (
-    assessment_summary,
     fmt_cost,
     fmt_duration,
     fmt_time,
     fmt_tokens,
+    list_badges,
 )
 from trace_tui.widgets.line_list import LineList, fit
 
@@ -244,7 +244,7 @@ FIXED_COLUMNS = (
     Column("tokens", "tok in/out", 11, "right"),
     Column("cost", "cost", 8, "right"),
     Column("who", "session/user", 19),
-    Column("assess", "feedback", 11),
+    Column("assess", "judged/feedback", 15),
 )
 OPTIONAL = ("assess", "who", "cost")  # dropped in this order when the terminal is narrow
 NAME_MIN = 12
@@ -527,7 +527,7 @@ class TraceTable(LineList):
                 text = f"{session}/{user}" if session or user else ""
                 style = styles[prefix + "dim"]
             elif col.key == "assess":
-                text = assessment_summary(info.assessments)
+                text = list_badges(info.tags, info.assessments)
             else:
                 text = ""
             # the gap takes the column's style so it merges into one segment with it
