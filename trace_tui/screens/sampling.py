@@ -154,9 +154,9 @@ class SamplingScreen(Screen[None]):
         frame, totals = c.dry_run
         for row in frame.to_dict(orient="records"):
             table.add_row(str(row.get("rule", "")), str(row.get("stratum", "")),
-                          _num(row.get("population")), _rate(row.get("rate")),
-                          _num(row.get("expected_sample")),
-                          _num(row.get("expected_judge_tokens")),
+                          _num(row.get("population"), 0), _rate(row.get("rate")),
+                          _num(row.get("expected_sample"), 1),
+                          _num(row.get("expected_judge_tokens"), 0),
                           _money(row.get("expected_cost_usd")))
         self.query_one("#sampling-totals", Static).update(
             f"{totals.get('strata', 0)} strata · population {totals.get('population', 0)} · "
@@ -165,11 +165,10 @@ class SamplingScreen(Screen[None]):
             f"${totals.get('expected_cost_usd', 0):.4f}   (r: sample now)")
 
 
-def _num(value: Any) -> str:
+def _num(value: Any, decimals: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:,.1f}" if isinstance(value, float) and not value.is_integer() \
-        else f"{int(value):,}"
+    return f"{float(value):,.{decimals}f}"
 
 
 def _rate(value: Any) -> str:
