@@ -1,0 +1,70 @@
+"""Stratified sampling of GenAI traces for LLM judges, with known inclusion probabilities
+and post-stratified estimates. Pure library: no textual, mlflow, network or trace_tui."""
+
+from .counts import CellCount, Moments, PopulationCounts
+from .dry_run import dry_run, dry_run_totals
+from .estimators import (
+    EstimateReport,
+    JudgeEstimate,
+    StratumEstimate,
+    estimate,
+    wilson_interval,
+)
+from .fields import MISSING
+from .outcomes import JudgedOutcome, outcome_value
+from .plan import Plan, StratumPlan
+from .policy import (
+    Budget,
+    Estimation,
+    JudgeDecl,
+    Policy,
+    PolicyError,
+    Randomness,
+    Rule,
+    Source,
+    StratumOverride,
+    load_policy,
+    parse_policy,
+)
+from .randomness import hashed_randomness, id_randomness, threshold, threshold_probability
+from .record import TraceRecord
+from .sampler import UNMATCHED, Decision, Sampler
+from .strata import OVERFLOW
+
+__all__ = [
+    "MISSING",
+    "OVERFLOW",
+    "UNMATCHED",
+    "Budget",
+    "CellCount",
+    "Decision",
+    "EstimateReport",
+    "Estimation",
+    "JudgeDecl",
+    "JudgeEstimate",
+    "JudgedOutcome",
+    "Moments",
+    "Plan",
+    "Policy",
+    "PolicyError",
+    "PopulationCounts",
+    "Randomness",
+    "Rule",
+    "Sampler",
+    "Source",
+    "StratumEstimate",
+    "StratumOverride",
+    "StratumPlan",
+    "TraceRecord",
+    "dry_run",
+    "dry_run_totals",
+    "estimate",
+    "hashed_randomness",
+    "id_randomness",
+    "load_policy",
+    "outcome_value",
+    "parse_policy",
+    "threshold",
+    "threshold_probability",
+    "wilson_interval",
+]
