@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 from trace_tui.client import MlflowClient
-from trace_tui.demo_traffic import run_live
 
 
 async def test_live_mode_logs_complete_traces_through_the_sdk(mlflow_uri: str) -> None:
     name = f"live-{int(time.time() * 1000)}"
-    count = await asyncio.to_thread(run_live, mlflow_uri, name, 20.0, seed=3, time_scale=0.01,
-                                    max_traces=6)
-    assert count == 6
+    # A process of its own, as `trace-tui demo` runs it (and mlflow's global state stays there).
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "trace_tui.demo_traffic", "--tracking-uri",
+                         mlflow_uri, "--experiment", name, "--rate", "20", "--time-scale",
+                         "0.01", "--count", "6", "--seed", "3"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
     async with MlflowClient(mlflow_uri) as client:
         exp = await client.resolve_experiment(name)
         deadline = time.monotonic() + 60

@@ -200,6 +200,7 @@ def test_sdk_built_trace_round_trips_through_rest_shape(tmp_path, monkeypatch, f
 
     monkeypatch.chdir(tmp_path)
     with _use_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):
+        mlflow.set_experiment("sdk-built-trace")  # not whatever an earlier test left active
 
         @mlflow.trace(span_type="AGENT")
         def agent(question: str) -> str:

@@ -179,7 +179,7 @@ def run_live_plan(mlflow: Any, plan: RequestPlan, time_scale: float) -> None:
                 cursor = child.offset_ms + child.duration_ms
             remaining = step.offset_ms + step.duration_ms - cursor
             time.sleep(max(0.0, remaining) * time_scale / 1000)
-            if step.error is not None and not step.children:
+            if step.error is not None and step is not plan.root:
                 raise _demo_error(step.error)
             if step.outputs is not None:
                 span.set_outputs(step.outputs)
@@ -280,7 +280,7 @@ def plan_to_otlp_spans(plan: RequestPlan, trace_id_hex: str, start_ns: int,
             span["parentSpanId"] = parent
         if step.error:
             span["status"]["message"] = f"{step.error[0]}: {step.error[1]}"
-            if not step.children:
+            if step.error is not None:
                 span["events"] = [{"timeUnixNano": str(begin + int(step.duration_ms * 1e6)),
                                    "name": "exception", "attributes": [
                                        {"key": "exception.type",
@@ -373,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=0.3,
                         help="multiply planned latencies by this in live mode")
     parser.add_argument("--bulk", type=int, default=0, help="seed N traces via OTLP and exit")
+    parser.add_argument("--count", type=int, default=None,
+                        help="live mode: stop after N traces (default: run until stopped)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     exit_with_parent()
@@ -383,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with contextlib.suppress(KeyboardInterrupt):
         run_live(args.tracking_uri, args.experiment, args.rate, seed=args.seed,
-                 time_scale=args.time_scale)
+                 time_scale=args.time_scale, max_traces=args.count)
     return 0
 
 
