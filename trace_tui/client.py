@@ -86,7 +86,10 @@ class MlflowClient:
     ) -> None:
         self.tracking_uri = tracking_uri.rstrip("/")
         self._credentials = credentials if credentials is not None else Credentials.from_env()
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
+        # sock_connect, not connect: `connect` also counts the wait for a free pooled
+        # connection, which under many concurrent calls is queueing, not an unreachable server.
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s,
+                                              sock_connect=min(5.0, timeout_s))
         self.read_retries = read_retries
         self.backoff_s = backoff_s
         self.concurrency = concurrency

@@ -43,17 +43,15 @@ def outcomes_from(infos: Sequence[TraceInfo], policy: str) -> list[JudgedOutcome
     """One JudgedOutcome per verdict this policy wrote, with its judge's own probability."""
     out = []
     for info in infos:
-        stratum = info.tags.get(queue.STRATUM)
-        if not stratum:
+        facts = queue.SampleFacts.from_tags(info.tags)
+        if facts is None or facts.policy != policy:
             continue
-        window = info.tags.get(queue.WINDOW)
-        judges = queue.judges_of(info)
         for a in info.assessments:
             if a.metadata.get(queue.POLICY) != policy or a.error is not None:
                 continue
-            p = judges.get(a.name) or float(info.tags.get(queue.PROBABILITY, "nan"))
-            out.append(JudgedOutcome(info.trace_id, a.name, stratum, a.value, p,
-                                     int(window) if window else None))
+            p = facts.judges.get(a.name, facts.probability)
+            out.append(JudgedOutcome(info.trace_id, a.name, facts.stratum, a.value, p,
+                                     facts.window_start_ms))
     return out
 
 

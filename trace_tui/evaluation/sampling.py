@@ -156,6 +156,7 @@ class SampleRunner:
         self.state = state
         self.replica = replica
         self.sampler = Sampler(policy, counts=state.counts)
+        self._writes = asyncio.Semaphore(max(1, client.concurrency // 2))  # traces in flight
         self.stats = SampleStats()
         self.on_batch = on_batch
         start = state.cursor_ms if state.cursor_ms is not None else since_ms
@@ -187,15 +188,18 @@ class SampleRunner:
         return decisions
 
     async def tag(self, decision: Decision) -> int:
-        tags = queue.selection_tags(
-            self.policy.name, self.policy.version, rule=decision.rule,
-            stratum=decision.stratum, probability=decision.probability, weight=decision.weight,
-            window_start_ms=decision.window_start_ms, judges=dict(decision.judges))
-        # The queue state goes last: a trace is only 'queued' once its facts are all there.
-        for key, value in tags.items():
-            if key != queue.QUEUE:
-                await self.client.set_trace_tag(decision.trace_id, key, value)
-        await self.client.set_trace_tag(decision.trace_id, queue.QUEUE, queue.QUEUED)
+        facts = queue.SampleFacts(
+            policy=self.policy.name, stratum=decision.stratum, probability=decision.probability,
+            rule=decision.rule, weight=decision.weight,
+            window_start_ms=decision.window_start_ms, judges=dict(decision.judges),
+            policy_version=self.policy.version)
+        tags = facts.tags()
+        state = tags.pop(queue.QUEUE)
+        async with self._writes:
+            await asyncio.gather(*(self.client.set_trace_tag(decision.trace_id, k, v)
+                                   for k, v in tags.items()))
+            # The queue state goes last: a trace is only 'queued' once its facts are there.
+            await self.client.set_trace_tag(decision.trace_id, queue.QUEUE, state)
         return 1
 
     async def checkpoint(self) -> None:
@@ -239,13 +243,11 @@ def feed_outcomes(sampler: Sampler, infos: Iterable[TraceInfo], policy: str) -> 
     """Past verdicts -> the sampler's Neyman variances (they only shape later windows)."""
     fed = 0
     for info in infos:
-        stratum = info.tags.get(queue.STRATUM)
-        window = info.tags.get(queue.WINDOW)
-        if not stratum or not window:
+        facts = queue.SampleFacts.from_tags(info.tags)
+        if facts is None or facts.window_start_ms is None:
             continue
         for assessment in info.assessments:
             if assessment.metadata.get(queue.POLICY) == policy and assessment.error is None:
-                fed += sampler.observe_outcome(stratum, assessment.name, assessment.value,
-                                               int(window))
+                fed += sampler.observe_outcome(facts.stratum, assessment.name, assessment.value,
+                                               facts.window_start_ms)
     return fed
-

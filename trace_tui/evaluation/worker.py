@@ -195,7 +195,11 @@ class EvalWorker:
         trace_id = info.trace_id
         if info.tags.get(queue.QUEUE) != queue.QUEUED or info.tags.get(queue.POLICY) != name:
             return TraceOutcome(trace_id, "skipped")
-        wanted = queue.judges_of(info)
+        facts = queue.SampleFacts.from_tags(info.tags)
+        if facts is None:
+            return await self._fail(info, TraceOutcome(trace_id, queue.FAILED),
+                                    f"sampling tags missing or unreadable ({queue.SAMPLE})")
+        wanted = list(facts.judges) or list(self.judges)
         unknown = sorted(set(wanted) - set(self.judges))
         if unknown:
             return await self._fail(info, TraceOutcome(trace_id, queue.FAILED),
@@ -210,8 +214,9 @@ class EvalWorker:
                 trace = await loop.run_in_executor(self._pool, trace_from_rest_json, payload)
             except ValueError as exc:
                 return await self._fail(info, outcome, f"trace unreadable: {exc}")
-            results = await asyncio.gather(*(self._judge_once(info, trace, self.judges[j],
-                                                              outcome) for j in pending))
+            results = await asyncio.gather(*(self._judge_once(info, facts, trace,
+                                                              self.judges[j], outcome)
+                                             for j in pending))
             errors = [e for e in results if e]
             if errors:
                 return await self._fail(info, outcome, "; ".join(errors))
@@ -220,8 +225,8 @@ class EvalWorker:
             await self.client.delete_trace_tag(trace_id, queue.ERROR)
         return outcome
 
-    async def _judge_once(self, info: TraceInfo, trace: Any, judge: LoadedJudge,
-                          outcome: TraceOutcome) -> str | None:
+    async def _judge_once(self, info: TraceInfo, facts: queue.SampleFacts, trace: Any,
+                          judge: LoadedJudge, outcome: TraceOutcome) -> str | None:
         """Judge with retries, then write the verdict; returns an error message or None."""
         from trace_tui.judges import run_judge
 
@@ -243,10 +248,7 @@ class EvalWorker:
         assert verdict is not None
         if not verdict.ok:
             return f"{judge.name}: {verdict.error}"
-        facts = queue.sampling_facts(info.tags)
-        judge_p = queue.judges_of(info).get(judge.name)
-        metadata = {**facts, "judge_model": judge.model,
-                    queue.JUDGE_PROBABILITY: repr(judge_p),
+        metadata = {**facts.metadata(judge.name), "judge_model": judge.model,
                     "judge_input_tokens": verdict.input_tokens or 0,
                     "judge_output_tokens": verdict.output_tokens or 0}
         try:
