@@ -144,7 +144,8 @@ async def test_sample_eval_report_end_to_end(mlflow_uri: str, fresh_experiment, 
                     uri=mlflow_uri)
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads(evaluated.stdout.strip().splitlines()[-1])["summary"]
-    assert summary == {**summary, "done": stats["selected"], "failed": 0}
+    assert summary == {**summary, "done": stats["selected"], "failed": 0,
+                       "assessments": 2 * stats["selected"]}
 
     infos = await policy_traces(mlflow_uri, exp, name)
     assert len(infos) == stats["selected"]

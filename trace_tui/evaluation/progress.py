@@ -41,6 +41,7 @@ class Progress:
             self.tty.flush()
         self._line({"summary": {
             "done": summary.done, "failed": summary.failed, "skipped": summary.skipped,
+            "assessments": summary.assessments,
             "retries": summary.retries, "judge_tokens": summary.tokens,
             "judge_cost_usd": round(summary.cost_usd, 6),
             "elapsed_s": round(summary.elapsed_s, 2),

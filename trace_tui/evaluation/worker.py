@@ -180,6 +180,7 @@ class EvalWorker:
             s.failed += 1
         else:
             s.skipped += 1
+        s.assessments += len(outcome.verdicts)
         s.retries += outcome.retries
         s.tokens += outcome.tokens
         s.cost_usd += outcome.cost_usd
