@@ -62,7 +62,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traces", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=25, help="ids per batchGet call")
+    parser.add_argument("--batch", type=int, default=100, help="ids per batchGet call")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--tracking-uri", help="use this server instead of a fresh one")
     parser.add_argument("--workers", type=int, default=1,

@@ -82,7 +82,7 @@ class MlflowClient:
         read_retries: int = 4,
         backoff_s: float = 0.25,
         concurrency: int = 8,
-        batch_size: int = 25,
+        batch_size: int = 100,
     ) -> None:
         self.tracking_uri = tracking_uri.rstrip("/")
         self._credentials = credentials if credentials is not None else Credentials.from_env()

@@ -21,6 +21,7 @@ import random
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -304,12 +305,26 @@ def otlp_body(spans: list[dict[str, Any]]) -> bytes:
 
 
 def post_otlp(tracking_uri: str, experiment_id: str, spans: list[dict[str, Any]],
-              timeout_s: float = 60.0) -> None:
-    req = urllib.request.Request(
-        tracking_uri.rstrip("/") + "/v1/traces", data=otlp_body(spans), method="POST",
-        headers={"Content-Type": "application/json", "x-mlflow-experiment-id": experiment_id})
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-        resp.read()
+              timeout_s: float = 60.0, attempts: int = 5) -> None:
+    """POST one OTLP/JSON batch; a busy server (429/5xx, SQLite locked) is retried with
+    backoff. The server logs a batch in one transaction, so a retry cannot half-apply."""
+    body = otlp_body(spans)
+    for attempt in range(attempts):
+        req = urllib.request.Request(
+            tracking_uri.rstrip("/") + "/v1/traces", data=body, method="POST",
+            headers={"Content-Type": "application/json",
+                     "x-mlflow-experiment-id": experiment_id})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                resp.read()
+            return
+        except urllib.error.HTTPError as exc:
+            if (exc.code != 429 and exc.code < 500) or attempt == attempts - 1:
+                raise
+        except urllib.error.URLError:
+            if attempt == attempts - 1:
+                raise
+        time.sleep(0.5 * 2 ** attempt)
 
 
 def bulk_plans(count: int, *, seed: int = 11, start_ms: int | None = None,
