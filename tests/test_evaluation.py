@@ -43,6 +43,9 @@ def seed_known_population(uri: str, exp: str, n: int, seed: int) -> dict[str, bo
     """n traces whose root output carries a pass/fail marker drawn at each route's known rate;
     returns trace id -> truth."""
     rng = random.Random(seed)
+    # Ids from a stream of their own (a string seed), so they repeat from run to run (the
+    # sampler decides from them) yet never collide with other tests' traces.
+    ids = random.Random(f"test_evaluation-ids-{seed}")
     truth: dict[str, bool] = {}
     spans: list[dict] = []
     now_ns = time.time_ns() - n * 5_000_000
@@ -54,7 +57,7 @@ def seed_known_population(uri: str, exp: str, n: int, seed: int) -> dict[str, bo
         plan.root.outputs = {"answer": f"resolved {i} [[judge:{'pass' if passed else 'fail'}]]"}
         for step in plan.root.children:
             step.error = None
-        trace_hex = uuid.uuid4().hex  # unique across the suite
+        trace_hex = f"{ids.getrandbits(128):032x}"
         spans.extend(plan_to_otlp_spans(plan, trace_hex, now_ns + i * 5_000_000, rng))
         truth["tr-" + trace_hex] = passed
     for start in range(0, len(spans), 600):
@@ -75,7 +78,7 @@ window = "1h"
 max_traces = 10000
 pacing = "none"
 [estimation]
-confidence = 0.95
+confidence = 0.99
 [[judge]]
 name = "quality"
 scorer = "make_judge"
