@@ -180,11 +180,6 @@ class MlflowClient:
             return False
         return raw.strip() == b"OK"
 
-    async def server_version(self) -> str:
-        return (await self._request_bytes("GET", "/version")).decode().strip()
-
-    # ------------------------------------------------------------------ experiments
-
     async def search_experiments(self, filter_string: str | None = None) -> list[Experiment]:
         """All active experiments, most recently updated first."""
         out: list[Experiment] = []
@@ -220,11 +215,6 @@ class MlflowClient:
                 return None
             raise
         return Experiment.from_json(data["experiment"])
-
-    async def create_experiment(self, name: str) -> str:
-        data = await self._request("POST", "/api/2.0/mlflow/experiments/create",
-                                   body={"name": name}, retry=False)
-        return str(data["experiment_id"])
 
     async def resolve_experiment(self, name_or_id: str | None) -> Experiment:
         """An experiment by id or name; None picks the most recently updated one."""

@@ -76,13 +76,6 @@ def tree_to_dict(tree: TraceTree, *, full: bool = False) -> dict[str, Any]:
     }
 
 
-def subtree_to_dict(tree: TraceTree, span: Span) -> dict[str, Any]:
-    """A span and everything below it, nested (for yanking into an LLM or an issue)."""
-    node = span_to_dict(tree, span, full=True)
-    node["children"] = [subtree_to_dict(tree, c) for c in span.children]
-    return node
-
-
 def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> str:
     """The span tree as text: indentation, type, offsets, durations, tokens, a waterfall."""
     span_total = max(1, tree.end_ns - tree.start_ns)
