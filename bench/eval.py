@@ -24,8 +24,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from trace_tui.demo_traffic import ensure_experiment, seed_bulk
-from trace_tui.server import EmbeddedServer, free_port
+from trace_tui.demo.traffic import ensure_experiment, seed_bulk
+from trace_tui.server.embedded import EmbeddedServer, free_port
 
 JUDGE_INSTRUCTIONS = "Is the answer in {{ outputs }} a direct answer to {{ inputs }}?"
 
@@ -69,7 +69,7 @@ def policy_text(exp: str, judge_url: str) -> str:
 
 async def write_ceiling(uri: str, exp: str, n: int, concurrency: int) -> float:
     """The server's own limit: trace-tag writes per second at the worker's concurrency."""
-    from trace_tui.client import MlflowClient
+    from trace_tui.core.client import MlflowClient
 
     async with MlflowClient(uri) as client:
         ids = [i.trace_id for i in await client.search_traces([exp], max_results=n)]
@@ -100,8 +100,8 @@ def main() -> int:
     uri = server.start()
     env["MLFLOW_TRACKING_URI"] = uri
     port = free_port()
-    judge = subprocess.Popen([sys.executable, "-m", "trace_tui.fake_judge", "--port", str(port),
-                              "--latency", str(args.latency)], env=env,
+    judge = subprocess.Popen([sys.executable, "-m", "trace_tui.demo.fake_judge",
+                              "--port", str(port), "--latency", str(args.latency)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     judge_url = f"http://127.0.0.1:{port}/v1/chat/completions"
     try:

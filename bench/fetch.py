@@ -23,9 +23,9 @@ from pathlib import Path
 
 import aiohttp
 
-from trace_tui.client import MlflowClient
-from trace_tui.demo_traffic import ensure_experiment, seed_bulk
-from trace_tui.server import EmbeddedServer
+from trace_tui.core.client import MlflowClient
+from trace_tui.demo.traffic import ensure_experiment, seed_bulk
+from trace_tui.server.embedded import EmbeddedServer
 
 
 def run_sdk(uri: str, exp: str) -> int:

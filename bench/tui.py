@@ -125,7 +125,7 @@ def big_trace_payload(n_spans: int = 10_000, seed: int = 5) -> dict[str, Any]:
 def trace_infos(n: int, seed: int = 3, start_ms: int = T0_MS) -> list[Any]:
     """``n`` TraceInfos shaped like the demo server's search results (tags, metadata with
     token usage, cost, session and user, previews), one every 10 ms, oldest first."""
-    from trace_tui.model import TraceInfo
+    from trace_tui.core.model import TraceInfo
 
     rng = random.Random(seed)
     out = []
@@ -177,7 +177,7 @@ def measured_app_class():
     from rich.console import Console
     from rich.control import Control
 
-    from trace_tui.app import TraceExplorerApp
+    from trace_tui.tui.app import TraceExplorerApp
 
     class MeasuredApp(TraceExplorerApp):
         """Records (time, bytes) of every frame the real driver would have written."""
@@ -202,7 +202,7 @@ def measured_app_class():
 
 
 def make_app(source: Any, buffer_size: int, **kwargs: Any):
-    from trace_tui.settings import Settings
+    from trace_tui.config.settings import Settings
 
     cls = measured_app_class()
     app = cls("static://bench", source=source, settings=Settings(buffer_size=buffer_size),
@@ -254,9 +254,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def scenario_tree(n_spans: int) -> dict[str, Any]:
-    from trace_tui.app import StaticTraceSource
-    from trace_tui.model import decode_trace
-    from trace_tui.screens.trace_view import TraceViewScreen
+    from trace_tui.core.model import decode_trace
+    from trace_tui.tui.app import StaticTraceSource
+    from trace_tui.tui.screens.trace_view import TraceViewScreen
 
     payload = big_trace_payload(n_spans)
     text = json.dumps(payload)
@@ -339,7 +339,7 @@ async def scenario_tree(n_spans: int) -> dict[str, Any]:
 
 
 async def scenario_list(n: int) -> dict[str, Any]:
-    from trace_tui.app import StaticTraceSource
+    from trace_tui.tui.app import StaticTraceSource
 
     gc.collect()
     rss_start = rss_mb()
@@ -401,7 +401,7 @@ async def scenario_ingest(buffer_size: int, rate: int = 200, seconds: float = 10
     """Two phases of ``seconds`` each at ``rate`` traces/s, pressing j/k every 100 ms: with
     the view at the top of the list (new rows push everything down: one repaint per tick)
     and scrolled down (the rows on screen do not change: nothing to repaint)."""
-    from trace_tui.app import StaticTraceSource
+    from trace_tui.tui.app import StaticTraceSource
 
     preload = trace_infos(buffer_size, seed=4)
     fresh = trace_infos(int(rate * seconds * 2), seed=5,
@@ -485,7 +485,7 @@ async def scenario_startup(uri: str, experiment: str | None, spawned_at: float
     """Process start to the first frame showing traces from a running server (import time,
     client, experiment resolution, first search page, paint); no ``import mlflow``."""
     t_imp = time.time()
-    from trace_tui.settings import Settings
+    from trace_tui.config.settings import Settings
 
     cls = measured_app_class()
     imported = time.time()
@@ -512,8 +512,8 @@ async def scenario_startup(uri: str, experiment: str | None, spawned_at: float
 
 def pty_app() -> None:
     """The real app on a real terminal (the pty the ``pty`` scenario opens)."""
-    from trace_tui.app import StaticTraceSource, TraceExplorerApp
-    from trace_tui.settings import Settings
+    from trace_tui.config.settings import Settings
+    from trace_tui.tui.app import StaticTraceSource, TraceExplorerApp
 
     app = TraceExplorerApp("static://bench", source=StaticTraceSource(infos=trace_infos(5000)),
                            settings=Settings(buffer_size=5000), persist_settings=False,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from trace_tui.demo_traffic import ensure_experiment, seed_bulk
-from trace_tui.server import EmbeddedServer
+from trace_tui.demo.traffic import ensure_experiment, seed_bulk
+from trace_tui.server.embedded import EmbeddedServer
 
 SEED_TRACES = 600  # more than one 500-trace search page
 

@@ -14,8 +14,8 @@ from typing import IO
 import pytest
 
 from tests.conftest import Seeded
-from trace_tui.demo_traffic import seed_bulk
-from trace_tui.server import EmbeddedServer
+from trace_tui.demo.traffic import seed_bulk
+from trace_tui.server.embedded import EmbeddedServer
 
 
 def run(*args: str, uri: str | None = None, timeout: float = 60,

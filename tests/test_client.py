@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SEED_TRACES, Seeded
-from trace_tui.client import Credentials, MlflowClient
-from trace_tui.errors import MlflowApiError, MlflowUnavailableError
-from trace_tui.server import free_port
+from trace_tui.core.client import Credentials, MlflowClient
+from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.server.embedded import free_port
 
 
 async def test_search_pages_past_the_500_cap(seeded: Seeded) -> None:

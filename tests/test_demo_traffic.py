@@ -7,14 +7,14 @@ import subprocess
 import sys
 import time
 
-from trace_tui.client import MlflowClient
+from trace_tui.core.client import MlflowClient
 
 
 async def test_live_mode_logs_complete_traces_through_the_sdk(mlflow_uri: str) -> None:
     name = f"live-{int(time.time() * 1000)}"
     # A process of its own, as `trace-tui demo` runs it (and mlflow's global state stays there).
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "trace_tui.demo_traffic", "--tracking-uri",
+        subprocess.run, [sys.executable, "-m", "trace_tui.demo.traffic", "--tracking-uri",
                          mlflow_uri, "--experiment", name, "--rate", "20", "--time-scale",
                          "0.01", "--count", "6", "--seed", "3"],
         capture_output=True, text=True, timeout=120)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from trace_tui.client import MlflowClient
-from trace_tui.demo_traffic import plan_request, plan_to_otlp_spans, post_otlp
+from trace_tui.core.client import MlflowClient
+from trace_tui.demo.fake_judge import run_in_thread
+from trace_tui.demo.traffic import plan_request, plan_to_otlp_spans, post_otlp
 from trace_tui.evaluation import queue
-from trace_tui.fake_judge import run_in_thread
 
 PASS_RATES = {"search": 0.9, "support": 0.6, "checkout": 0.3, "billing": 0.75}
 

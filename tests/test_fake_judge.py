@@ -1,4 +1,4 @@
-"""The offline OpenAI-compatible judge endpoint (trace_tui.fake_judge), over real HTTP."""
+"""The offline OpenAI-compatible judge endpoint (trace_tui.demo.fake_judge), over real HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from trace_tui.fake_judge import (
+from trace_tui.demo.fake_judge import (
     FORCE_FAIL_MARKER,
     FORCE_PASS_MARKER,
     FakeJudgeServer,

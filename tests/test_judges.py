@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from trace_tui.fake_judge import FORCE_FAIL_MARKER, FORCE_PASS_MARKER, run_in_thread
-from trace_tui.judges import (
+from trace_tui.demo.fake_judge import FORCE_FAIL_MARKER, FORCE_PASS_MARKER, run_in_thread
+from trace_tui.judging.judges import (
     JudgeConfigError,
     JudgeSpec,
     JudgeVerdict,

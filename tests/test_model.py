@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from trace_tui.model import (
+from trace_tui.core.model import (
     TokenUsage,
     TraceDecodeError,
     TraceInfo,

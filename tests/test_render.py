@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trace_tui.app import compose_filter
-from trace_tui.model import Assessment, Span, TokenUsage, TraceInfo, build_tree
-from trace_tui.render import (
+from trace_tui.core.model import Assessment, Span, TokenUsage, TraceInfo, build_tree
+from trace_tui.core.render import (
     assessment_summary,
     feedback_counts,
     fmt_cost,
@@ -20,9 +19,10 @@ from trace_tui.render import (
     truncate_text,
     waterfall_bar,
 )
-from trace_tui.widgets.line_list import fit
-from trace_tui.widgets.span_waterfall import flatten
-from trace_tui.widgets.trace_table import TraceBuffer, layout_columns
+from trace_tui.tui.app import compose_filter
+from trace_tui.tui.widgets.line_list import fit
+from trace_tui.tui.widgets.span_waterfall import flatten
+from trace_tui.tui.widgets.trace_table import TraceBuffer, layout_columns
 
 
 def info(n: int, *, t: int | None = None, dur: float = 100.0, tokens: int | None = None,
@@ -228,8 +228,8 @@ def test_buffer_keeps_sorted_durations_through_updates_and_evictions() -> None:
 
 
 def test_list_badges_show_queue_state_thumbs_and_judge_tally() -> None:
-    from trace_tui.model import Assessment
-    from trace_tui.render import list_badges
+    from trace_tui.core.model import Assessment
+    from trace_tui.core.render import list_badges
 
     judged = [Assessment("a1", "quality", "LLM_JUDGE", "openai:/m", "yes"),
               Assessment("a2", "safety", "LLM_JUDGE", "openai:/m", "no"),

@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 
-from trace_tui.client import MlflowClient
-from trace_tui.demo_traffic import plan_request, plan_to_otlp_spans, post_otlp
-from trace_tui.server import EmbeddedServer
-from trace_tui.stream import LiveStream, StreamBatch
+from trace_tui.core.client import MlflowClient
+from trace_tui.core.stream import LiveStream, StreamBatch
+from trace_tui.demo.traffic import plan_request, plan_to_otlp_spans, post_otlp
+from trace_tui.server.embedded import EmbeddedServer
 
 
 def make_traces(n: int, seed: int) -> list[tuple[str, list[dict], dict]]:

@@ -11,11 +11,11 @@ from textual.widgets import DataTable
 from tests.test_evaluation import policy_traces, seed_known_population, verdict_counts
 from tests.test_evaluation import write_policy as write_test_policy
 from tests.test_tui_pilot import SIZE, make_app, wait_for
+from trace_tui.demo.fake_judge import run_in_thread
 from trace_tui.evaluation import queue
-from trace_tui.fake_judge import run_in_thread
-from trace_tui.screens.evaluation import EvaluationScreen
-from trace_tui.screens.judging import judge_screen_hooks
-from trace_tui.screens.sampling import SamplingScreen
+from trace_tui.tui.screens.evaluation import EvaluationScreen
+from trace_tui.tui.screens.judging import judge_screen_hooks
+from trace_tui.tui.screens.sampling import SamplingScreen
 
 
 async def test_sample_then_judge_from_the_explorer(mlflow_uri, fresh_experiment,

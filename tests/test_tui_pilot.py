@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 from textual.pilot import Pilot
 
-from trace_tui.app import TraceExplorerApp
-from trace_tui.client import MlflowClient
-from trace_tui.demo_traffic import seed_bulk
-from trace_tui.render import FEEDBACK_NAME, fmt_count, fmt_duration, fmt_tokens
-from trace_tui.screens.trace_view import TraceViewScreen
-from trace_tui.settings import Settings
+from trace_tui.config.settings import Settings
+from trace_tui.core.client import MlflowClient
+from trace_tui.core.render import FEEDBACK_NAME, fmt_count, fmt_duration, fmt_tokens
+from trace_tui.demo.traffic import seed_bulk
+from trace_tui.tui.app import TraceExplorerApp
+from trace_tui.tui.screens.trace_view import TraceViewScreen
 
 SIZE = (140, 40)
 

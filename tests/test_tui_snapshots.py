@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from trace_tui.app import StaticTraceSource, TraceExplorerApp
-from trace_tui.screens.trace_view import TraceViewScreen
-from trace_tui.settings import Settings
+from trace_tui.config.settings import Settings
+from trace_tui.tui.app import StaticTraceSource, TraceExplorerApp
+from trace_tui.tui.screens.trace_view import TraceViewScreen
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (130, 36)

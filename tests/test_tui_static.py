@@ -13,11 +13,11 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Static
 
-from trace_tui.app import ScreenHook, StaticTraceSource, TraceExplorerApp
-from trace_tui.commands import ExplorerCommands
-from trace_tui.screens.modals import HelpScreen
-from trace_tui.screens.trace_view import TraceViewScreen
-from trace_tui.settings import Settings
+from trace_tui.config.settings import Settings
+from trace_tui.tui.app import ScreenHook, StaticTraceSource, TraceExplorerApp
+from trace_tui.tui.commands import ExplorerCommands
+from trace_tui.tui.screens.modals import HelpScreen
+from trace_tui.tui.screens.trace_view import TraceViewScreen
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (130, 36)
@@ -172,7 +172,7 @@ async def test_yank_export_search_and_critical_path(tmp_path: Path) -> None:
 
 
 async def test_feedback_without_server_updates_row_and_view() -> None:
-    from trace_tui.messages import FeedbackLogged
+    from trace_tui.tui.messages import FeedbackLogged
 
     app = frozen_app()
     seen: list[object] = []
@@ -243,7 +243,7 @@ async def test_cursor_move_repaints_only_two_rows() -> None:
 
 
 async def test_experiment_picker_and_mouse_click() -> None:
-    from trace_tui.screens.modals import ExperimentPicker
+    from trace_tui.tui.screens.modals import ExperimentPicker
 
     app = frozen_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trace_tui import __version__
-from trace_tui.errors import ConfigError, MlflowApiError, MlflowUnavailableError, TraceTuiError
+from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError, TraceTuiError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEMO_EXPERIMENT = "trace-tui-demo"
@@ -174,7 +174,7 @@ def _error(message: str) -> None:
 
 def with_client(uri: str, fn: Callable[[Any], Awaitable[int]]) -> int:
     """Run ``fn(client)`` on a fresh client, closing it after."""
-    from trace_tui.client import MlflowClient
+    from trace_tui.core.client import MlflowClient
 
     async def go() -> int:
         async with MlflowClient(uri) as client:
@@ -194,9 +194,9 @@ def _require_tty() -> None:
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
               server_label: str, policy: Path | None = None) -> int:
-    from trace_tui.app import TraceExplorerApp
-    from trace_tui.screens.judging import judge_screen_hooks
-    from trace_tui.settings import Settings
+    from trace_tui.config.settings import Settings
+    from trace_tui.tui.app import TraceExplorerApp
+    from trace_tui.tui.screens.judging import judge_screen_hooks
 
     settings = Settings.load()
     if getattr(args, "theme", None):
@@ -210,7 +210,7 @@ def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
 
 
 def run_explorer(args: argparse.Namespace) -> int:
-    from trace_tui.connect import connect
+    from trace_tui.server.connect import connect
 
     _require_tty()
     with connect(args.tracking_uri) as conn:
@@ -220,10 +220,10 @@ def run_explorer(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Embedded server + seeded history + live demo traffic (a subprocess) + the explorer."""
-    from trace_tui import paths
-    from trace_tui.connect import connect
-    from trace_tui.demo_traffic import ensure_experiment, seed_bulk
-    from trace_tui.lifeline import child_env
+    from trace_tui.config import paths
+    from trace_tui.demo.traffic import ensure_experiment, seed_bulk
+    from trace_tui.server.connect import connect
+    from trace_tui.server.lifeline import child_env
 
     _require_tty()
     experiment = args.experiment or DEMO_EXPERIMENT
@@ -237,13 +237,13 @@ def run_demo(args: argparse.Namespace) -> int:
         log_dir.mkdir(parents=True, exist_ok=True)
         traffic_log = open(log_dir / "demo-traffic.log", "ab")  # noqa: SIM115
         traffic = subprocess.Popen(
-            [sys.executable, "-m", "trace_tui.demo_traffic", "--tracking-uri", conn.uri,
+            [sys.executable, "-m", "trace_tui.demo.traffic", "--tracking-uri", conn.uri,
              "--experiment", experiment, "--rate", str(args.rate), "--seed",
              str(int(time.time()))],
             stdout=traffic_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=child_env({**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}))
-        from trace_tui.evaluation.demo import DEMO_POLICY, demo_hint, start_fake_judge
+        from trace_tui.demo.launcher import DEMO_POLICY, demo_hint, start_fake_judge
 
         judge = start_fake_judge(log_dir / "fake-judge.log")
         print(f"trace-tui: {demo_hint(conn.uri)}", file=sys.stderr, flush=True)
@@ -271,9 +271,9 @@ def _has_traces(uri: str, exp_id: str) -> bool:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    from trace_tui import paths
-    from trace_tui.connect import forget, remember, running_embedded
-    from trace_tui.server import EmbeddedServer
+    from trace_tui.config import paths
+    from trace_tui.server.connect import forget, remember, running_embedded
+    from trace_tui.server.embedded import EmbeddedServer
 
     if running_embedded():
         raise ConfigError(f"an embedded server already runs at {running_embedded()}")
@@ -301,7 +301,7 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_traces(args: argparse.Namespace) -> int:
-    from trace_tui.connect import connect
+    from trace_tui.server.connect import connect
 
     with connect(args.tracking_uri) as conn:
         if args.traces_command == "list":
@@ -312,8 +312,8 @@ def run_traces(args: argparse.Namespace) -> int:
 
 
 async def _traces_list(client: Any, args: argparse.Namespace) -> int:
-    from trace_tui.export import info_to_dict
-    from trace_tui.render import fmt_cost, fmt_duration, fmt_tokens
+    from trace_tui.core.export import info_to_dict
+    from trace_tui.core.render import fmt_cost, fmt_duration, fmt_tokens
 
     exp = await client.resolve_experiment(args.experiment)
     infos = await client.search_traces([exp.experiment_id], filter_string=args.filter,
@@ -335,7 +335,7 @@ async def _traces_list(client: Any, args: argparse.Namespace) -> int:
 
 
 async def _traces_show(client: Any, args: argparse.Namespace) -> int:
-    from trace_tui.export import tree_to_dict, tree_to_text
+    from trace_tui.core.export import tree_to_dict, tree_to_text
 
     tree = await client.get_trace(args.trace_id)
     if args.format == "json":
@@ -348,8 +348,8 @@ async def _traces_show(client: Any, args: argparse.Namespace) -> int:
 
 
 async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
-    from trace_tui.export import info_to_dict
-    from trace_tui.stream import LiveStream
+    from trace_tui.core.export import info_to_dict
+    from trace_tui.core.stream import LiveStream
 
     exp = await client.resolve_experiment(args.experiment)
     since = None if args.since is None else int((time.time() - args.since) * 1000)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trace_tui.errors import ConfigError
+from trace_tui.core.errors import ConfigError
 
 SAMPLE_EPILOG = """\
 examples:
@@ -105,7 +105,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def _run(args: argparse.Namespace, body: Callable[[Any], Any]) -> int:
     from trace_tui.cli import with_client
-    from trace_tui.connect import connect
+    from trace_tui.server.connect import connect
 
     with connect(args.tracking_uri) as conn:
         return with_client(conn.uri, body)

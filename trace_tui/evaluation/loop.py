@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trace_tui.client import MlflowClient
-from trace_tui.errors import ConfigError
+from trace_tui.core.client import MlflowClient
+from trace_tui.core.errors import ConfigError
 from trace_tui.evaluation import queue, sampling
 from trace_tui.evaluation.report import PolicyReport, build_report
 from trace_tui.evaluation.worker import EvalOptions, EvalSummary, EvalWorker, TraceOutcome
@@ -20,7 +20,7 @@ from trace_tui.evaluation.worker import EvalOptions, EvalSummary, EvalWorker, Tr
 def load_policy_checked(path: Path) -> Any:
     """The policy with its judges validated (no mlflow import); one-line ConfigErrors."""
     from samplers import PolicyError, load_policy
-    from trace_tui.judges import JudgeSpec
+    from trace_tui.judging.judges import JudgeSpec
 
     try:
         policy = load_policy(path)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trace_tui.model import Assessment, TraceInfo
+from trace_tui.core.model import Assessment, TraceInfo
 
 PREFIX = "trace_tui."
 POLICY = PREFIX + "policy"

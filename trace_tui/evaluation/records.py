@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from samplers import TraceRecord
-from trace_tui.model import TraceInfo, TraceTree
+from trace_tui.core.model import TraceInfo, TraceTree
 
 
 def record_from_info(info: TraceInfo, tree: TraceTree | None = None) -> TraceRecord:

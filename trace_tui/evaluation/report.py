@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from samplers import EstimateReport, JudgedOutcome, Policy, estimate
-from trace_tui.client import MlflowClient
-from trace_tui.errors import ConfigError
+from trace_tui.core.client import MlflowClient
+from trace_tui.core.errors import ConfigError
+from trace_tui.core.model import TraceInfo
 from trace_tui.evaluation import queue, sampling
-from trace_tui.model import TraceInfo
 
 
 @dataclass

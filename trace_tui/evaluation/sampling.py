@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from samplers import Decision, Policy, PopulationCounts, Sampler, TraceRecord
-from trace_tui.client import MlflowClient
+from trace_tui.core.client import MlflowClient
+from trace_tui.core.model import TraceInfo
+from trace_tui.core.stream import LiveStream
 from trace_tui.evaluation import queue
 from trace_tui.evaluation.records import record_from_info
-from trace_tui.model import TraceInfo
-from trace_tui.stream import LiveStream
 
 RUN_TAG = "trace_tui.policy_run"
 REPLICAS_TAG = "trace_tui.replicas"

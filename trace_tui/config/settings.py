@@ -1,0 +1,97 @@
+"""User settings: a TOML file under the XDG config dir, overridden by ``TRACE_TUI_*`` env vars.
+
+Precedence: command-line flag > ``TRACE_TUI_<KEY>`` env var > config file > default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from trace_tui.config import paths
+from trace_tui.core.errors import ConfigError
+
+
+@dataclass
+class Settings:
+    """What the explorer remembers between runs."""
+
+    last_experiment: str = ""
+    theme: str = "textual-dark"
+    refresh_interval_s: float = 1.0
+    buffer_size: int = 5000
+    lookback_s: float = 60.0
+    mouse: bool = True
+
+    @classmethod
+    def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """File values, then env overrides; a bad value raises ConfigError naming it."""
+        path = path or paths.config_file()
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if path.exists():
+            try:
+                values = tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, OSError) as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+        settings = cls()
+        known = {f.name: f for f in fields(cls)}
+        for key, value in values.items():
+            if key in known:
+                setattr(settings, key, _coerce(key, value, known[key].type, str(path)))
+        for key, f in known.items():
+            raw = env.get(f"TRACE_TUI_{key.upper()}")
+            if raw is not None:
+                setattr(settings, key, _coerce(key, raw, f.type, f"TRACE_TUI_{key.upper()}"))
+        return settings
+
+    def save(self, path: Path | None = None) -> None:
+        path = path or paths.config_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# trace-tui settings (written by trace-tui; edit freely)"]
+        for key, value in dataclasses.asdict(self).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(path)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def _coerce(key: str, value: Any, type_name: Any, where: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            result = int(value)
+            if result <= 0:
+                raise ValueError(value)
+            return result
+        if kind == "float":
+            result = float(value)
+            if result <= 0:
+                raise ValueError(value)
+            return result
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key} must be a positive {kind}, got {value!r}") from None

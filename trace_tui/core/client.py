@@ -1,0 +1,468 @@
+"""Async MLflow REST client (aiohttp): experiments, traces, spans, tags, assessments, runs.
+
+One ``aiohttp.ClientSession`` per client. Reads retry connection errors, timeouts and 5xx
+with exponential backoff; writes that are not idempotent are sent once. No textual here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+try:  # a JSON parser several times faster on big span payloads; json is the fallback
+    from orjson import loads as json_loads
+except ImportError:  # pragma: no cover
+    json_loads = json.loads
+
+from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
+
+SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    lifecycle_stage: str = "active"
+    last_update_time: int = 0
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Experiment:
+        return cls(str(d.get("experiment_id", "")), str(d.get("name", "")),
+                   str(d.get("lifecycle_stage", "active")), int(d.get("last_update_time") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Auth from MLflow's env vars. ``repr`` never shows the secret."""
+
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
+        env = os.environ if env is None else env
+        return cls(env.get("MLFLOW_TRACKING_TOKEN") or None,
+                   env.get("MLFLOW_TRACKING_USERNAME") or None,
+                   env.get("MLFLOW_TRACKING_PASSWORD") or None)
+
+    def header(self) -> dict[str, str]:
+        if self.token:
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.username is not None and self.password is not None:
+            raw = f"{self.username}:{self.password}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return {}
+
+    def __repr__(self) -> str:
+        kind = "token" if self.token else "basic" if self.username else "none"
+        return f"Credentials({kind})"
+
+
+class MlflowClient:
+    """Async client for one MLflow tracking server. Use as ``async with MlflowClient(uri)``."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        credentials: Credentials | None = None,
+        timeout_s: float = 30.0,
+        read_retries: int = 4,
+        backoff_s: float = 0.25,
+        concurrency: int = 8,
+        batch_size: int = 100,
+    ) -> None:
+        self.tracking_uri = tracking_uri.rstrip("/")
+        self._credentials = credentials if credentials is not None else Credentials.from_env()
+        # sock_connect, not connect: `connect` also counts the wait for a free pooled
+        # connection, which under many concurrent calls is queueing, not an unreachable server.
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s,
+                                              sock_connect=min(5.0, timeout_s))
+        self.read_retries = read_retries
+        self.backoff_s = backoff_s
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"MlflowClient({self.tracking_uri!r})"
+
+    async def __aenter__(self) -> MlflowClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={"User-Agent": "trace-tui", **self._credentials.header()},
+                connector=aiohttp.TCPConnector(limit=max(16, self.concurrency * 2)),
+            )
+        return self._session
+
+    # ------------------------------------------------------------------ transport
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        body: Any = None,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        """One call; retried with backoff when ``retry`` (reads and idempotent writes)."""
+        raw = await self._request_bytes(method, path, params=params, body=body, retry=retry)
+        if not raw:
+            return {}
+        try:
+            data = json_loads(raw)
+        except ValueError:
+            raise MlflowApiError("BAD_RESPONSE", f"{path} did not return JSON", 200, path) from None
+        return data if isinstance(data, dict) else {}
+
+    async def _request_bytes(
+        self, method: str, path: str, *, params: Any = None, body: Any = None, retry: bool = True
+    ) -> bytes:
+        url = self.tracking_uri + path
+        attempts = 1 + (self.read_retries if retry else 0)
+        last: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                delay = self.backoff_s * (2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.75 + random.random() / 2))
+            try:
+                session = self._get_session()
+                async with session.request(method, url, params=params, json=body) as resp:
+                    raw = await resp.read()
+                    if resp.status < 400:
+                        return raw
+                    error = _api_error(resp.status, raw, path)
+                    if resp.status not in RETRY_STATUSES:
+                        raise error
+                    last = error
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                last = exc
+        if isinstance(last, MlflowApiError):
+            raise last
+        reason = type(last).__name__ if last is not None else "no answer"
+        detail = str(last).splitlines()[0] if last is not None and str(last) else reason
+        raise MlflowUnavailableError(
+            f"MLflow server at {self.tracking_uri} is unreachable ({detail})"
+        ) from last
+
+    # ------------------------------------------------------------------ server
+
+    async def health(self) -> bool:
+        """True when ``/health`` answers OK (one quick try, no retries)."""
+        try:
+            raw = await self._request_bytes("GET", "/health", retry=False)
+        except (MlflowUnavailableError, MlflowApiError):
+            return False
+        return raw.strip() == b"OK"
+
+    async def search_experiments(self, filter_string: str | None = None) -> list[Experiment]:
+        """All active experiments, most recently updated first."""
+        out: list[Experiment] = []
+        token: str | None = None
+        while True:
+            body: dict[str, Any] = {"max_results": 1000, "order_by": ["last_update_time DESC"]}
+            if filter_string:
+                body["filter"] = filter_string
+            if token:
+                body["page_token"] = token
+            data = await self._request("POST", "/api/2.0/mlflow/experiments/search", body=body)
+            out.extend(Experiment.from_json(e) for e in data.get("experiments", []))
+            token = data.get("next_page_token")
+            if not token:
+                return out
+
+    async def get_experiment_by_name(self, name: str) -> Experiment | None:
+        try:
+            data = await self._request("GET", "/api/2.0/mlflow/experiments/get-by-name",
+                                       params={"experiment_name": name})
+        except MlflowApiError as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return Experiment.from_json(data["experiment"])
+
+    async def get_experiment(self, experiment_id: str) -> Experiment | None:
+        try:
+            data = await self._request("GET", "/api/2.0/mlflow/experiments/get",
+                                       params={"experiment_id": experiment_id})
+        except MlflowApiError as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+        return Experiment.from_json(data["experiment"])
+
+    async def resolve_experiment(self, name_or_id: str | None) -> Experiment:
+        """An experiment by id or name; None picks the most recently updated one."""
+        if name_or_id is None:
+            experiments = await self.search_experiments()
+            with_traces = [e for e in experiments if e.experiment_id != "0"]
+            if not experiments:
+                raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", "the server has no experiment",
+                                     404, "experiments/search")
+            return (with_traces or experiments)[0]
+        if name_or_id.isdigit():
+            found = await self.get_experiment(name_or_id)
+            if found is not None:
+                return found
+        found = await self.get_experiment_by_name(name_or_id)
+        if found is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST",
+                                 f"no experiment named or numbered {name_or_id!r}",
+                                 404, "experiments/get-by-name")
+        return found
+
+    # ------------------------------------------------------------------ traces
+
+    async def iter_trace_pages(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_size: int = SEARCH_PAGE_MAX,
+    ) -> AsyncIterator[list[TraceInfo]]:
+        """Pages of TraceInfos (no spans) until ``max_results`` or the end."""
+        page_size = max(1, min(page_size, SEARCH_PAGE_MAX))
+        token: str | None = None
+        seen = 0
+        while max_results is None or seen < max_results:
+            want = page_size if max_results is None else min(page_size, max_results - seen)
+            body: dict[str, Any] = {
+                "locations": [{"type": "MLFLOW_EXPERIMENT",
+                               "mlflow_experiment": {"experiment_id": str(e)}}
+                              for e in experiment_ids],
+                "max_results": want,
+            }
+            if filter_string:
+                body["filter"] = filter_string
+            if order_by:
+                body["order_by"] = list(order_by)
+            if token:
+                body["page_token"] = token
+            data = await self._request("POST", "/api/3.0/mlflow/traces/search", body=body)
+            page = [TraceInfo.from_json(t) for t in data.get("traces", [])]
+            seen += len(page)
+            if page:
+                yield page
+            token = data.get("next_page_token")
+            if not token or not page:
+                return
+
+    async def search_traces(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+    ) -> list[TraceInfo]:
+        """All matching TraceInfos (paged at 500), newest first unless ``order_by``."""
+        out: list[TraceInfo] = []
+        async for page in self.iter_trace_pages(experiment_ids, filter_string=filter_string,
+                                                order_by=order_by, max_results=max_results):
+            out.extend(page)
+        return out
+
+    async def get_trace_info(self, trace_id: str) -> TraceInfo:
+        data = await self._request("GET", f"/api/3.0/mlflow/traces/{trace_id}")
+        return TraceInfo.from_json(data["trace"]["trace_info"])
+
+    async def batch_get_trace_infos(self, trace_ids: Sequence[str]) -> list[TraceInfo]:
+        if not trace_ids:
+            return []
+        data = await self._request("POST", "/api/3.0/mlflow/traces/batchGetInfos",
+                                   body={"trace_ids": list(trace_ids)})
+        return [TraceInfo.from_json(t) for t in data.get("trace_infos", [])]
+
+    async def get_trace(self, trace_id: str) -> TraceTree:
+        """One trace with its spans (partial traces allowed, so in-progress ones open)."""
+        data = await self._request("GET", "/api/3.0/mlflow/traces/get",
+                                   params={"trace_id": trace_id, "allow_partial": "true"})
+        return decode_trace(data["trace"])
+
+    async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
+        """The raw ``{"trace_info", "spans"}`` JSON of one trace (for judges and export)."""
+        data = await self._request("GET", "/api/3.0/mlflow/traces/get",
+                                   params={"trace_id": trace_id, "allow_partial": "true"})
+        return data["trace"]
+
+    async def batch_get_raw(self, trace_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Raw trace JSON for many ids: chunked ``batchGet`` calls, bounded concurrency."""
+        chunks = [list(trace_ids[i:i + self.batch_size])
+                  for i in range(0, len(trace_ids), self.batch_size)]
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def fetch(chunk: list[str]) -> list[dict[str, Any]]:
+            async with gate:
+                data = await self._request("GET", "/api/3.0/mlflow/traces/batchGet",
+                                           params=[("trace_ids", t) for t in chunk])
+            return data.get("traces", [])
+
+        results = await asyncio.gather(*(fetch(c) for c in chunks))
+        return [t for chunk in results for t in chunk]
+
+    async def batch_get_traces(self, trace_ids: Sequence[str]) -> list[TraceTree]:
+        """Trees for many ids, in the order given; unknown ids are left out."""
+        by_id = {}
+        for raw in await self.batch_get_raw(trace_ids):
+            tree = decode_trace(raw)
+            by_id[tree.trace_id] = tree
+        return [by_id[t] for t in trace_ids if t in by_id]
+
+    # ------------------------------------------------------------------ tags
+
+    async def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        await self._request("PATCH", f"/api/3.0/mlflow/traces/{trace_id}/tags",
+                            body={"key": key, "value": value})
+
+    async def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        await self._request("DELETE", f"/api/3.0/mlflow/traces/{trace_id}/tags",
+                            body={"key": key})
+
+    # ------------------------------------------------------------------ assessments
+
+    async def create_assessment(
+        self,
+        trace_id: str,
+        name: str,
+        value: Any,
+        *,
+        source_type: str = "HUMAN",
+        source_id: str = "trace-tui",
+        rationale: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        span_id: str | None = None,
+        error: str | None = None,
+    ) -> Assessment:
+        """Log a feedback assessment. Sent once: a retry could write it twice."""
+        feedback: dict[str, Any] = {"value": value}
+        if error is not None:
+            feedback = {"error": {"error_code": "JUDGE_ERROR", "error_message": error}}
+        assessment: dict[str, Any] = {
+            "assessment_name": name,
+            "source": {"source_type": source_type, "source_id": source_id},
+            "feedback": feedback,
+        }
+        if rationale:
+            assessment["rationale"] = rationale
+        if metadata:
+            assessment["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+        if span_id:
+            assessment["span_id"] = span_id
+        data = await self._request("POST", f"/api/3.0/mlflow/traces/{trace_id}/assessments",
+                                   body={"assessment": assessment}, retry=False)
+        return Assessment.from_json(data["assessment"])
+
+    async def update_assessment(
+        self, trace_id: str, assessment_id: str, *, value: Any = None,
+        rationale: str | None = None,
+    ) -> Assessment:
+        body: dict[str, Any] = {}
+        mask = []
+        if value is not None:
+            body["feedback"] = {"value": value}
+            mask.append("feedback")
+        if rationale is not None:
+            body["rationale"] = rationale
+            mask.append("rationale")
+        data = await self._request(
+            "PATCH", f"/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}",
+            body={"assessment": body, "update_mask": ",".join(mask)})
+        return Assessment.from_json(data["assessment"])
+
+    async def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        await self._request("DELETE",
+                            f"/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}")
+
+    # ------------------------------------------------------------------ runs (policy state)
+
+    async def search_runs(self, experiment_ids: Iterable[str], filter_string: str = "",
+                          max_results: int = 100) -> list[dict[str, Any]]:
+        data = await self._request("POST", "/api/2.0/mlflow/runs/search", body={
+            "experiment_ids": list(experiment_ids), "filter": filter_string,
+            "max_results": max_results})
+        return list(data.get("runs", []))
+
+    async def create_run(self, experiment_id: str, run_name: str,
+                         tags: Mapping[str, str] | None = None) -> str:
+        body = {"experiment_id": experiment_id, "run_name": run_name,
+                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
+        data = await self._request("POST", "/api/2.0/mlflow/runs/create", body=body, retry=False)
+        return str(data["run"]["info"]["run_id"])
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        data = await self._request("GET", "/api/2.0/mlflow/runs/get", params={"run_id": run_id})
+        return dict(data["run"])
+
+    async def set_run_tag(self, run_id: str, key: str, value: str) -> None:
+        await self._request("POST", "/api/2.0/mlflow/runs/set-tag",
+                            body={"run_id": run_id, "key": key, "value": value})
+
+    async def upload_artifact(self, run_id: str, path: str, content: bytes) -> None:
+        """Write a run artifact through the server's artifact proxy (``--serve-artifacts``)."""
+        url = f"{self.tracking_uri}{await self._artifact_path(run_id, path)}"
+        async with self._get_session().put(url, data=content) as resp:
+            if resp.status >= 400:
+                raise _api_error(resp.status, await resp.read(), "mlflow-artifacts")
+
+    async def download_artifact(self, run_id: str, path: str) -> bytes | None:
+        """A run artifact's bytes, or None when it does not exist."""
+        try:
+            return await self._request_bytes("GET", await self._artifact_path(run_id, path))
+        except MlflowApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def _artifact_path(self, run_id: str, path: str) -> str:
+        root = (await self.get_run(run_id))["info"]["artifact_uri"]
+        if not root.startswith("mlflow-artifacts:"):
+            raise MlflowApiError("UNSUPPORTED", f"run artifacts at {root!r} are not served by "
+                                 "the tracking server (start it with --serve-artifacts)",
+                                 400, "mlflow-artifacts")
+        rel = root.split("mlflow-artifacts:", 1)[1].lstrip("/")
+        return f"/api/2.0/mlflow-artifacts/artifacts/{rel}/{path}"
+
+
+def _api_error(status: int, raw: bytes, path: str) -> MlflowApiError:
+    """MLflow's error JSON (or FastAPI's, or an HTML page) -> one typed exception."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        if "error_code" in data:
+            return MlflowApiError(str(data["error_code"]), str(data.get("message", "")),
+                                  status, path)
+        if "detail" in data:
+            return MlflowApiError(f"HTTP_{status}", json.dumps(data["detail"])[:300], status, path)
+    text = raw.decode(errors="replace").strip()
+    if text.startswith("<"):
+        text = "no such endpoint" if status == 404 else "server error page"
+    return MlflowApiError(f"HTTP_{status}", f"{path}: {text[:200]}", status, path)

@@ -1,0 +1,108 @@
+"""Plain-data views of traces (JSON-ready dicts) and the text tree, shared by the headless
+commands and the explorer's yank/export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trace_tui.core.model import Span, TokenUsage, TraceInfo, TraceTree
+from trace_tui.core.render import fmt_cost, fmt_duration, fmt_tokens
+
+
+def tokens_dict(usage: TokenUsage | None) -> dict[str, int] | None:
+    return usage.as_dict() if usage is not None else None
+
+
+def info_to_dict(info: TraceInfo) -> dict[str, Any]:
+    """One trace-list row (``traces list``, ``traces tail``)."""
+    return {
+        "trace_id": info.trace_id,
+        "name": info.name,
+        "status": info.state,
+        "request_time_ms": info.request_time_ms,
+        "duration_ms": info.duration_ms,
+        "tokens": tokens_dict(info.tokens),
+        "cost_usd": info.cost_usd,
+        "session": info.session or None,
+        "user": info.user or None,
+        "tags": {k: v for k, v in info.tags.items() if not k.startswith("mlflow.")},
+        "assessments": len(info.assessments),
+    }
+
+
+def span_to_dict(tree: TraceTree, span: Span, *, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "name": span.name,
+        "type": span.span_type,
+        "status": span.status,
+        "depth": span.depth,
+        "start_offset_ms": round(tree.offset_ms(span), 3),
+        "duration_ms": round(span.duration_ms, 3),
+        "tokens": tokens_dict(span.tokens),
+        "tokens_total": span.tokens_total.as_dict(),
+        "model": span.model or None,
+        "cost_usd": span.cost_usd,
+    }
+    if span.is_error:
+        out["error"] = span.status_message
+    if full:
+        out["inputs"] = span.inputs
+        out["outputs"] = span.outputs
+        out["attributes"] = span.attributes
+        out["events"] = [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes}
+                         for e in span.events]
+    return out
+
+
+def tree_to_dict(tree: TraceTree, *, full: bool = False) -> dict[str, Any]:
+    """The ``traces show --format json`` document: spans in tree order."""
+    stored = tree.info.tokens
+    return {
+        "trace_id": tree.trace_id,
+        "name": tree.name,
+        "status": tree.status,
+        "duration_ms": tree.duration_ms,
+        "tokens": tree.tokens.as_dict(),
+        "tokens_stored": tokens_dict(stored),
+        "tokens_mismatch": tree.tokens_mismatch,
+        "cost_usd": tree.cost_usd,
+        "session": tree.info.session or None,
+        "user": tree.info.user or None,
+        "tags": {k: v for k, v in tree.info.tags.items() if not k.startswith("mlflow.")},
+        "span_count": len(tree.spans),
+        "spans": [span_to_dict(tree, s, full=full) for s in tree.walk()],
+    }
+
+
+def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> str:
+    """The span tree as text: indentation, type, offsets, durations, tokens, a waterfall."""
+    span_total = max(1, tree.end_ns - tree.start_ns)
+    status = tree.status + ("  (tokens: stored total disagrees with spans)"
+                            if tree.tokens_mismatch else "")
+    cost = f"  {fmt_cost(tree.cost_usd)}" if tree.cost_usd else ""
+    lines = [
+        f"{tree.trace_id}  {tree.name}  {status}",
+        f"duration {fmt_duration(tree.duration_ms)}  tokens {tree.tokens.input} in / "
+        f"{tree.tokens.output} out / {tree.tokens.total} total{cost}  spans {len(tree.spans)}",
+        "",
+    ]
+    name_w = max(24, width - bar_width - 52)
+    lines.append(f"{'span':<{name_w}} {'type':<11}{'start':>8}{'dur':>9}{'tokens':>12}"
+                 f"{'subtree':>11}  waterfall")
+    for span in tree.walk():
+        label = ("  " * span.depth + ("✗ " if span.is_error else "") + span.name)[:name_w]
+        begin = int((span.start_ns - tree.start_ns) / span_total * bar_width)
+        length = max(1, int((span.end_ns - span.start_ns) / span_total * bar_width))
+        bar = " " * begin + "█" * min(length, bar_width - begin)
+        lines.append(f"{label:<{name_w}} {span.span_type[:10]:<11}"
+                     f"{fmt_duration(tree.offset_ms(span)):>8}"
+                     f"{fmt_duration(span.duration_ms):>9}"
+                     f"{_tokens(span.tokens):>12}{_tokens(span.tokens_total):>11}"
+                     f"  {bar}")
+    return "\n".join(lines)
+
+
+def _tokens(usage: TokenUsage | None) -> str:
+    return fmt_tokens(usage) if usage is not None and usage.total else "-"

@@ -1,0 +1,177 @@
+"""Live stream of finished traces for an experiment, built on a polling cursor.
+
+MLflow has no push API for traces, so the stream polls ``traces/search``:
+
+- query ``trace.timestamp_ms >= cursor - lookback`` (all states), oldest first, every page;
+- emit each finished trace once (dedupe by id; the seen-set is pruned past the lookback);
+- traces seen IN_PROGRESS are remembered by id and re-read with ``batchGetInfos`` until they
+  finish, because their timestamp can move backwards when the root span lands;
+- on a connection error, back off and resume from the same cursor: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from trace_tui.core.client import MlflowClient
+from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.core.model import TraceInfo
+
+
+@dataclass(slots=True)
+class StreamBatch:
+    """One poll's outcome: newly finished traces (oldest first) and the connection state."""
+
+    traces: list[TraceInfo] = field(default_factory=list)
+    connected: bool = True
+    error: str | None = None
+    pending: int = 0  # traces seen in progress or still settling, not yet emitted
+
+
+class TraceCursor:
+    """The cursor state, separate from I/O so it can be tested and reasoned about alone.
+
+    A finished trace is held back until it has *settled*: ``settle_ms`` after this cursor first
+    saw it finished, unless it ended long before. The SDK exports the root span before the
+    trace's tags and metadata, so a trace read the moment it finishes can still lack its name,
+    tags, session and user.
+    """
+
+    def __init__(self, start_ms: int, lookback_ms: int, settle_ms: int = 0) -> None:
+        self.cursor_ms = start_ms
+        self.lookback_ms = lookback_ms
+        self.settle_ms = settle_ms
+        self._emitted: dict[str, int] = {}  # trace id -> request time
+        self.pending: dict[str, TraceInfo] = {}  # in progress
+        self.settling: dict[str, tuple[TraceInfo, int]] = {}  # finished, first seen (ms)
+
+    def accept_seen(self, seen: dict[str, int]) -> None:
+        """Mark traces (id -> request time) as already emitted, e.g. before a restart."""
+        self._emitted.update(seen)
+
+    def query_from_ms(self) -> int:
+        return max(0, self.cursor_ms - self.lookback_ms)
+
+    def accept(self, infos: Sequence[TraceInfo], now_ms: int) -> None:
+        """Take in what a poll saw: the latest info of each unemitted trace wins."""
+        for info in infos:
+            if info.trace_id in self._emitted:
+                continue
+            if info.finished:
+                self.pending.pop(info.trace_id, None)
+                first = self.settling.get(info.trace_id, (info, now_ms))[1]
+                self.settling[info.trace_id] = (info, first)
+            else:
+                self.pending[info.trace_id] = info
+            self.cursor_ms = max(self.cursor_ms, info.request_time_ms)
+
+    def take_settled(self, now_ms: int, *, everything: bool = False) -> list[TraceInfo]:
+        """Finished traces that have settled (all of them with ``everything``), oldest first;
+        from now on they count as emitted."""
+        out = []
+        for trace_id, (info, first_seen) in list(self.settling.items()):
+            ended = info.request_time_ms + int(info.duration_ms or 0)
+            # Wait settle_ms from first sight; a trace that ended long ago has settled.
+            if everything or now_ms - first_seen >= self.settle_ms \
+                    or now_ms - ended >= 10 * self.settle_ms:
+                del self.settling[trace_id]
+                self._emitted[trace_id] = info.request_time_ms
+                out.append(info)
+        out.sort(key=lambda i: (i.request_time_ms, i.trace_id))
+        return out
+
+    def prune(self) -> None:
+        """Forget emitted ids older than the query window (they cannot come back)."""
+        floor = self.query_from_ms() - self.lookback_ms
+        if len(self._emitted) > 1024:
+            self._emitted = {k: v for k, v in self._emitted.items() if v >= floor}
+
+
+class LiveStream:
+    """``async for batch in LiveStream(client, ["1"])``: batches of newly finished traces."""
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str | None = None,
+        since_ms: int | None = None,
+        lookback_ms: int = 60_000,
+        settle_ms: int = 1_500,
+        poll_interval_s: float = 1.0,
+        max_backoff_s: float = 10.0,
+        skip_existing: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.experiment_ids = list(experiment_ids)
+        self.filter_string = filter_string
+        self.poll_interval_s = poll_interval_s
+        self.max_backoff_s = max_backoff_s
+        start = since_ms if since_ms is not None else int(clock() * 1000)
+        self.clock = clock
+        self.cursor = TraceCursor(start, lookback_ms, settle_ms)
+        self._wake = asyncio.Event()
+        self._closed = False
+        # With skip_existing, traces already finished at the first poll are marked seen but
+        # not emitted ("tail -f" semantics); ones still in progress are emitted when done.
+        self._swallow_next = skip_existing
+
+    def poke(self) -> None:
+        """Poll now instead of waiting for the interval (e.g. after the user hits refresh)."""
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def poll_once(self) -> StreamBatch:
+        """One poll: search the window, re-read pending traces. Raises on server errors."""
+        clause = f"trace.timestamp_ms >= {self.cursor.query_from_ms()}"
+        filter_string = f"{clause} AND {self.filter_string}" if self.filter_string else clause
+        now_ms = int(self.clock() * 1000)
+        async for page in self.client.iter_trace_pages(
+                self.experiment_ids, filter_string=filter_string,
+                order_by=["timestamp_ms ASC"]):
+            self.cursor.accept(page, now_ms)
+        if self.cursor.pending:
+            infos = await self.client.batch_get_trace_infos(list(self.cursor.pending))
+            self.cursor.accept(infos, now_ms)
+        fresh = self.cursor.take_settled(now_ms, everything=self._swallow_next)
+        self.cursor.prune()
+        if self._swallow_next:
+            self._swallow_next = False
+            fresh = []
+        return StreamBatch(traces=fresh,
+                           pending=len(self.cursor.pending) + len(self.cursor.settling))
+
+    async def __aiter__(self) -> AsyncIterator[StreamBatch]:
+        backoff = 0.5
+        connected = True
+        while not self._closed:
+            try:
+                batch = await self.poll_once()
+            except MlflowUnavailableError as exc:
+                connected = False
+                yield StreamBatch(connected=False, error=str(exc),
+                                  pending=len(self.cursor.pending))
+                await self._sleep(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+                continue
+            except MlflowApiError:
+                raise  # a bad filter will not fix itself: let the caller show it
+            backoff = 0.5
+            if batch.traces or not connected:
+                connected = True
+                yield batch
+            await self._sleep(self.poll_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)

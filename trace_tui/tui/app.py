@@ -1,0 +1,781 @@
+"""The trace explorer: a Textual app over an MLflow tracking server.
+
+``TraceExplorerApp(tracking_uri, experiment=..., filter_string=..., settings=..., mouse=...,
+server_label=...)`` creates its own ``MlflowClient`` (closed on unmount). All network I/O
+runs in workers (``@work(exclusive=True, group=...)``): a slow server never blocks input.
+
+Live updates: the initial load (the newest ``buffer_size`` traces, server-side filter) is
+followed by a ``LiveStream``; arrivals are queued and merged into the list once per tick
+(coalesced, one repaint), the list keeps its cursor and marks by trace id.
+
+Without a server (snapshot tests, benchmarks) pass ``source=StaticTraceSource(...)``.
+Extra screens (the sampling and evaluation screens) plug in with ``ScreenHook``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from trace_tui.config.settings import Settings
+from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
+from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
+from trace_tui.core.render import FEEDBACK_NAME, percentiles, rate_per_min, trace_to_dict
+from trace_tui.tui.commands import ExplorerCommands
+from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
+from trace_tui.tui.screens.explorer import ExplorerScreen
+from trace_tui.tui.screens.modals import (
+    ExperimentPicker,
+    FeedbackScreen,
+    HelpScreen,
+    PromptScreen,
+    binding_rows,
+)
+from trace_tui.tui.screens.trace_view import TraceViewScreen
+from trace_tui.tui.widgets.line_list import LineList
+from trace_tui.tui.widgets.span_waterfall import SpanWaterfall
+from trace_tui.tui.widgets.status import FilterBar, ListStatus
+from trace_tui.tui.widgets.trace_table import SORTS, TraceBuffer, TraceTable
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after the first frame
+    from trace_tui.core.client import Experiment
+    from trace_tui.core.stream import LiveStream
+
+TICK_S = 0.25  # how often queued arrivals are merged into the list (one repaint per tick)
+STATS_EVERY_S = 1.0  # percentiles / rate / sparkline refresh
+SPARK_TRACES = 24 * 8  # the sparkline covers the newest N listed traces
+DEFAULT_SLOW_MS = 1000.0
+ERRORS_CLAUSE = "trace.status = 'ERROR'"
+TRACE_VIEW = "trace-view"
+INLINE_DECODE_SPANS = 300  # smaller traces decode on the event loop
+
+
+@dataclass(frozen=True)
+class ScreenHook:
+    """An extra screen opened by a key from anywhere in the app (e.g. sampling ``s``,
+    evaluation ``e``). ``factory(app)`` builds the screen each time it is opened."""
+
+    name: str
+    key: str
+    description: str
+    factory: Callable[[TraceExplorerApp], Screen[Any]]
+
+
+# --------------------------------------------------------------------------- static source
+
+
+class StaticTraceSource:
+    """An in-memory stand-in for ``MlflowClient`` (frozen fixtures, benchmarks).
+
+    Serves the given trace payloads (``{"trace_info": ..., "spans": [...]}``) and/or bare
+    TraceInfos. Filters: ``trace.status = 'X'`` and ``trace.execution_time_ms > N`` (AND);
+    anything else is rejected like the server does. Feedback is kept in memory.
+    """
+
+    supports_live = False
+
+    def __init__(self, payloads: Iterable[Mapping[str, Any]] = (), *,
+                 infos: Iterable[TraceInfo] = (), experiment_name: str = "frozen",
+                 experiment_id: str = "1", tracking_uri: str = "static://") -> None:
+        from trace_tui.core.client import Experiment
+
+        self.tracking_uri = tracking_uri
+        self.experiment = Experiment(experiment_id, experiment_name)
+        self.raw: dict[str, dict[str, Any]] = {}
+        by_id: dict[str, TraceInfo] = {}
+        for payload in payloads:
+            info = TraceInfo.from_json(payload["trace_info"])
+            self.raw[info.trace_id] = dict(payload)
+            by_id[info.trace_id] = info
+        for info in infos:
+            by_id[info.trace_id] = info
+        self.infos = sorted(by_id.values(), key=lambda i: i.request_time_ms, reverse=True)
+        self._assessments = 0
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path | str], **kwargs: Any) -> StaticTraceSource:
+        return cls([json.loads(Path(p).read_text()) for p in paths], **kwargs)
+
+    async def close(self) -> None:
+        return None
+
+    async def resolve_experiment(self, name_or_id: str | None) -> Experiment:
+        return self.experiment
+
+    async def search_experiments(self, filter_string: str | None = None) -> list[Experiment]:
+        return [self.experiment]
+
+    def _match(self, filter_string: str | None) -> Callable[[TraceInfo], bool]:
+        tests: list[Callable[[TraceInfo], bool]] = []
+        for clause in filter(None, (c.strip() for c in
+                                    re.split(r"\s+AND\s+", filter_string or "", flags=re.I))):
+            if m := re.fullmatch(r"trace\.status\s*=\s*'(\w+)'", clause):
+                tests.append(lambda i, s=m[1]: i.state == s)
+            elif m := re.fullmatch(r"trace\.execution_time_ms\s*>\s*([\d.]+)", clause):
+                tests.append(lambda i, t=float(m[1]): (i.duration_ms or 0) > t)
+            elif m := re.fullmatch(r"trace\.timestamp_ms\s*>=\s*(\d+)", clause):
+                tests.append(lambda i, t=int(m[1]): i.request_time_ms >= t)
+            else:
+                raise MlflowApiError("INVALID_PARAMETER_VALUE",
+                                     f"Invalid clause(s) in filter string: {clause!r}",
+                                     400, "traces/search")
+        return lambda info: all(t(info) for t in tests)
+
+    async def iter_trace_pages(self, experiment_ids: Sequence[str], *,
+                               filter_string: str | None = None,
+                               order_by: Sequence[str] | None = None,
+                               max_results: int | None = None,
+                               page_size: int = 500) -> AsyncIterator[list[TraceInfo]]:
+        match = self._match(filter_string)
+        rows = [i for i in self.infos if match(i)]
+        if order_by and "ASC" in order_by[0]:
+            rows.reverse()
+        if max_results is not None:
+            rows = rows[:max_results]
+        for start in range(0, len(rows), page_size):
+            yield rows[start:start + page_size]
+
+    async def search_traces(self, experiment_ids: Sequence[str], **kwargs: Any
+                            ) -> list[TraceInfo]:
+        return [i async for page in self.iter_trace_pages(experiment_ids, **kwargs)
+                for i in page]
+
+    async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
+        if trace_id not in self.raw:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST",
+                                 f"Trace with ID '{trace_id}' not found.", 404, "traces/get")
+        return self.raw[trace_id]
+
+    async def get_trace(self, trace_id: str) -> TraceTree:
+        return decode_trace(await self.get_trace_json(trace_id))
+
+    async def get_trace_info(self, trace_id: str) -> TraceInfo:
+        for info in self.infos:
+            if info.trace_id == trace_id:
+                return info
+        raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Trace with ID '{trace_id}' not found.",
+                             404, "traces/get")
+
+    async def create_assessment(self, trace_id: str, name: str, value: Any, *,
+                                source_type: str = "HUMAN", source_id: str = "trace-tui",
+                                rationale: str | None = None, span_id: str | None = None,
+                                **_: Any) -> Assessment:
+        self._assessments += 1
+        return Assessment(assessment_id=f"a-static-{self._assessments}", name=name,
+                          source_type=source_type, source_id=source_id, value=value,
+                          rationale=rationale or "", span_id=span_id)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class TraceExplorerApp(App[None]):
+    """Keyboard-first explorer for the traces of one MLflow experiment."""
+
+    CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses may live elsewhere
+    TITLE = "trace-tui"
+    COMMANDS: ClassVar = App.COMMANDS | {ExplorerCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help", key_display="?", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("s", "open_hook('sampling')", "Sampling", id="app.sampling"),
+        Binding("e", "open_hook('evaluation')", "Evaluation", id="app.evaluation"),
+    ]
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        experiment: str | None = None,
+        filter_string: str | None = None,
+        settings: Settings | None = None,
+        mouse: bool = True,
+        server_label: str = "",
+        source: Any = None,
+        screen_hooks: Iterable[ScreenHook] = (),
+        export_dir: Path | str | None = None,
+        clock: Callable[[], float] = time.time,
+        persist_settings: bool = True,
+    ) -> None:
+        super().__init__()
+        if settings is None:
+            try:
+                settings = Settings.load()
+            except ConfigError as exc:
+                self.startup_warning = str(exc)
+                settings = Settings()
+        self.settings = settings
+        self.persist_settings = persist_settings
+        self.tracking_uri = tracking_uri
+        self.server_label = server_label or tracking_uri
+        self._client: Any = source  # None: an MlflowClient, created on first use
+        self._client_import: threading.Thread | None = None
+        if source is None and "trace_tui.core.stream" not in sys.modules:
+            # aiohttp takes ~0.5 s to import: overlap it with Textual's start-up
+            self._client_import = threading.Thread(
+                target=importlib.import_module, args=("trace_tui.core.stream",),
+                name="trace-tui-import", daemon=True)
+            self._client_import.start()
+        self.live_enabled = source is None or bool(getattr(source, "supports_live", True))
+        self.experiment_ref = experiment or settings.last_experiment or None
+        self.experiment: Experiment | None = None
+        self.user_filter = (filter_string or "").strip()
+        self.errors_only = False
+        self.slow_ms: float | None = None
+        self.active_filter: str | None = None  # what the current list was loaded with
+        self.paused = False
+        self.conn_state = "connecting"
+        self.conn_error = ""
+        self.buffer = TraceBuffer(settings.buffer_size)
+        self.pending: deque[TraceInfo] = deque(maxlen=settings.buffer_size)
+        self.export_dir = Path(export_dir) if export_dir else Path.cwd()
+        self.clock = clock
+        self.mouse_enabled = mouse and settings.mouse
+        self.screen_hooks: dict[str, ScreenHook] = {}
+        for hook in screen_hooks:
+            self.register_screen_hook(hook)
+        self.last_assessment: Assessment | None = None
+        self.last_export: Path | None = None
+        self._explorer: ExplorerScreen | None = None
+        self._trace_view: TraceViewScreen | None = None
+        self._stats_version = -1
+        self._stats_at = 0.0
+        self._stats: tuple[float | None, ...] = (None, None, None)
+        self._spark: list[float] = []
+        self._rate = 0.0
+        self._stream: LiveStream | None = None
+        if settings.theme in self.available_themes:
+            self.theme = settings.theme
+
+    # ------------------------------------------------------------------ plumbing
+
+    def run(self, *args: Any, mouse: bool | None = None, **kwargs: Any) -> Any:
+        """``App.run`` with mouse support following ``--no-mouse`` / settings."""
+        return super().run(*args, mouse=self.mouse_enabled if mouse is None else mouse,
+                           **kwargs)
+
+    @property
+    def client(self) -> Any:
+        """The ``MlflowClient`` (or the source given): for workers and extra screens."""
+        if self._client is None:
+            from trace_tui.core.client import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri, read_retries=2, timeout_s=20.0)
+        return self._client
+
+    async def _ensure_client(self) -> Any:
+        """The client, importing aiohttp in a thread so the first frame is not held up."""
+        if self._client is None:
+            if self._client_import is not None:
+                await asyncio.to_thread(self._client_import.join)
+            await asyncio.to_thread(importlib.import_module, "trace_tui.core.stream")
+        return self.client
+
+    def get_default_screen(self) -> Screen[Any]:
+        return ExplorerScreen()
+
+    def register_screen_hook(self, hook: ScreenHook) -> None:
+        """Add an extra screen (before or after start). ``s``/``e`` are pre-bound for
+        ``sampling``/``evaluation``; other names get their key bound here."""
+        self.screen_hooks[hook.name] = hook
+        if hook.name not in ("sampling", "evaluation"):
+            self.bind(hook.key, f"open_hook({hook.name!r})", description=hook.description)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_hook":
+            return bool(parameters) and parameters[0] in self.screen_hooks
+        return True
+
+    def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.set_interval(TICK_S, self._tick)
+        warning = getattr(self, "startup_warning", "")
+        if warning:
+            self.notify(f"settings ignored: {warning}", severity="warning", timeout=8)
+
+    async def on_unmount(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        if self._client is not None:
+            await self._client.close()
+
+    def _theme_changed(self, theme: Any) -> None:
+        name = getattr(theme, "name", str(theme))
+        if name != self.settings.theme:
+            self.settings.theme = name
+            self._save_settings()
+
+    def _save_settings(self) -> None:
+        if not self.persist_settings:
+            return
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.notify(f"could not save settings: {exc}", severity="warning")
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+
+    @property
+    def table(self) -> TraceTable | None:
+        if self._explorer is None or not self._explorer.is_mounted:
+            return None
+        return self._explorer.table
+
+    @property
+    def selected_trace_ids(self) -> list[str]:
+        """Marked traces (space), in list order; for the sampling/evaluation screens."""
+        table = self.table
+        if table is None:
+            return []
+        return [r.trace_id for r in self.buffer.rows if r.trace_id in table.marked]
+
+    @property
+    def effective_filter(self) -> str:
+        return compose_filter(self.user_filter, self.errors_only, self.slow_ms)
+
+    def explorer_mounted(self, screen: ExplorerScreen) -> None:
+        self._explorer = screen
+        self._update_filter_bar()
+        self._update_status(force=True)
+        self.restart_stream()
+
+    # ------------------------------------------------------------------ stream
+
+    def restart_stream(self) -> None:
+        """(Re)load the list with the effective filter, then follow it live."""
+        self._stream_worker(self.effective_filter)
+
+    @work(exclusive=True, group="stream")
+    async def _stream_worker(self, filter_string: str) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        await self._ensure_client()
+        from trace_tui.core.stream import LiveStream
+
+        backoff = 0.5
+        while self.experiment is None:
+            self._set_conn("connecting")
+            try:
+                self.experiment = await self.client.resolve_experiment(self.experiment_ref)
+            except MlflowUnavailableError as exc:
+                self._set_conn("reconnecting", str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(10.0, backoff * 2)
+                continue
+            except MlflowApiError as exc:
+                self._set_conn("error", str(exc))
+                self.notify(str(exc), title="experiment", severity="error", timeout=10)
+                return
+            if self.settings.last_experiment != self.experiment.name:
+                self.settings.last_experiment = self.experiment.name
+                self._save_settings()
+        exp_ids = [self.experiment.experiment_id]
+        fs = filter_string or None
+        while True:
+            self._set_conn("loading")
+            try:
+                first = True
+                async for page in self.client.iter_trace_pages(
+                        exp_ids, filter_string=fs, max_results=self.buffer.capacity):
+                    if first:
+                        self._reset_list()
+                        self.active_filter = filter_string
+                        first = False
+                    self._merge(page)
+                if first:
+                    self._reset_list()
+                    self.active_filter = filter_string
+                break
+            except MlflowUnavailableError as exc:
+                self._set_conn("reconnecting", str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(10.0, backoff * 2)
+            except MlflowApiError as exc:
+                self._set_conn("error", str(exc))
+                self._filter_error(str(exc))
+                return
+        self._update_status(force=True)
+        if not self.live_enabled:
+            self._set_conn("static")
+            return
+        newest = max((r.request_time_ms for r in self.buffer.rows), default=0)
+        since = newest or int(self.clock() * 1000)
+        stream = LiveStream(self.client, exp_ids, filter_string=fs, since_ms=since,
+                            lookback_ms=int(self.settings.lookback_s * 1000),
+                            poll_interval_s=self.settings.refresh_interval_s)
+        seen = getattr(getattr(stream, "cursor", None), "accept_seen", None)
+        if seen is not None:  # settled traces the initial load listed need not come again
+            now_ms = int(self.clock() * 1000)
+            floor = since - int(self.settings.lookback_s * 1000) * 2
+            seen({r.trace_id: r.request_time_ms for r in self.buffer.rows
+                  if r.request_time_ms >= floor and r.finished
+                  and now_ms - r.request_time_ms - (r.duration_ms or 0) > 10_000})
+        self._stream = stream
+        self._set_conn("live")
+        try:
+            async for batch in stream:
+                if batch.connected:
+                    self._set_conn("live")
+                    self.pending.extend(batch.traces)
+                else:
+                    self._set_conn("reconnecting", batch.error or "server unreachable")
+        except MlflowApiError as exc:
+            self._set_conn("error", str(exc))
+            self._filter_error(str(exc))
+        finally:
+            stream.close()
+            if self._stream is stream:
+                self._stream = None
+
+    def ingest(self, infos: Iterable[TraceInfo]) -> None:
+        """Queue traces for the next tick (what the stream does; also used by benchmarks)."""
+        self.pending.extend(infos)
+
+    def _reset_list(self) -> None:
+        self.pending.clear()
+        table = self.table
+        if table is not None:
+            table.reset()
+        else:
+            self.buffer.clear()
+        self._stats_version = -1
+
+    def _merge(self, infos: list[TraceInfo]) -> None:
+        table = self.table
+        if table is not None:
+            table.merge(infos)
+        else:
+            self.buffer.merge(infos)
+
+    def _tick(self) -> None:
+        if self.pending and not self.paused:
+            batch = list(self.pending)
+            self.pending.clear()
+            self._merge(batch)
+        self._update_status()
+
+    def _set_conn(self, state: str, error: str = "") -> None:
+        if (state, error) != (self.conn_state, self.conn_error):
+            self.conn_state, self.conn_error = state, error
+            self._update_status(force=True)
+            if self.is_running and self._explorer is not None:
+                self.screen.post_message(ConnectionChanged(state, error))
+
+    def _update_status(self, force: bool = False) -> None:
+        screen = self._explorer
+        if screen is None or not screen.is_mounted:
+            return
+        now = time.monotonic()
+        if self.buffer.version != self._stats_version and (
+                force or now - self._stats_at >= STATS_EVERY_S):
+            self._recompute_stats()
+            self._stats_at = now
+            force = True
+        if not force and not (self.paused and self.pending):
+            return
+        state = self.conn_state
+        if self.paused and state in ("live", "static"):
+            state = "paused"
+        exp = self.experiment
+        status = ListStatus(
+            state=state, error=self.conn_error, uri=self.server_label,
+            experiment=(f"{exp.name} (#{exp.experiment_id})" if exp else
+                        self.experiment_ref or ""),
+            count=len(self.buffer), capacity=self.buffer.capacity,
+            pending=len(self.pending), rate_per_min=self._rate,
+            p50=self._stats[0], p95=self._stats[1], p99=self._stats[2], spark=self._spark)
+        screen.status_line.set_status(status)
+
+    def _recompute_stats(self) -> None:
+        buf = self.buffer
+        self._stats_version = buf.version
+        self._stats = tuple(percentiles(buf.durations(), presorted=True))
+        self._spark = [r.duration_ms or 0.0 for r in buf.newest(SPARK_TRACES)]
+        now_ms = int(self.clock() * 1000)
+        if buf.sort == "time":
+            times = []
+            for r in buf.rows:
+                if r.request_time_ms <= now_ms - 60_000:
+                    break
+                times.append(r.request_time_ms)
+        else:
+            times = [r.request_time_ms for r in buf.rows]
+        self._rate = rate_per_min(times, now_ms)
+
+    # ------------------------------------------------------------------ filters and sort
+
+    def apply_filter(self, user_filter: str) -> None:
+        """Validate ``user_filter`` on the server, then reload with it; on error the server's
+        message shows in the filter bar and the current list and stream keep running."""
+        self._validate_and_apply(user_filter.strip(), self.errors_only, self.slow_ms)
+
+    def toggle_errors_only(self) -> None:
+        self._validate_and_apply(self.user_filter, not self.errors_only, self.slow_ms)
+
+    def toggle_slow_only(self) -> None:
+        if self.slow_ms is not None:
+            slow = None
+        else:
+            p95 = percentiles(self.buffer.durations(), (95,), presorted=True)[0]
+            slow = round(p95) if p95 else DEFAULT_SLOW_MS
+        self._validate_and_apply(self.user_filter, self.errors_only, slow)
+
+    @work(exclusive=True, group="validate")
+    async def _validate_and_apply(self, user_filter: str, errors_only: bool,
+                                  slow_ms: float | None) -> None:
+        candidate = compose_filter(user_filter, errors_only, slow_ms)
+        if candidate and self.experiment is not None:
+            try:
+                await self.client.search_traces([self.experiment.experiment_id],
+                                                filter_string=candidate, max_results=1)
+            except MlflowApiError as exc:
+                self._filter_error(str(exc))
+                return
+            except MlflowUnavailableError as exc:
+                self._filter_error(f"not applied, {exc}")
+                return
+        self.user_filter, self.errors_only, self.slow_ms = user_filter, errors_only, slow_ms
+        self._filter_error("")
+        self._update_filter_bar()
+        self.restart_stream()
+
+    def _filter_error(self, message: str) -> None:
+        if self._explorer is not None and self._explorer.is_mounted:
+            self._explorer.filter_bar.set_error(message)
+
+    def _update_filter_bar(self) -> None:
+        if self._explorer is None or not self._explorer.is_mounted:
+            return
+        quick = []
+        if self.errors_only:
+            quick.append("errors only")
+        if self.slow_ms is not None:
+            quick.append(f"slow > {self.slow_ms:g}ms")
+        self._explorer.filter_bar.set_state(self.user_filter, quick, self.buffer.sort)
+
+    def cycle_sort(self) -> None:
+        sort = SORTS[(SORTS.index(self.buffer.sort) + 1) % len(SORTS)]
+        table = self.table
+        if table is not None:
+            table.set_sort(sort)
+        else:
+            self.buffer.set_sort(sort)
+        self._update_filter_bar()
+
+    def toggle_live(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self._tick()
+            if self._stream is not None:
+                self._stream.poke()
+        self._update_status(force=True)
+
+    # ------------------------------------------------------------------ experiments
+
+    def pick_experiment(self) -> None:
+        self._pick_experiment_worker()
+
+    @work(exclusive=True, group="experiments")
+    async def _pick_experiment_worker(self) -> None:
+        try:
+            experiments = await self.client.search_experiments()
+        except (MlflowApiError, MlflowUnavailableError) as exc:
+            self.notify(str(exc), title="experiments", severity="error")
+            return
+        current = self.experiment.experiment_id if self.experiment else None
+        self.push_screen(ExperimentPicker(experiments, current), self.switch_experiment)
+
+    def switch_experiment(self, experiment: Experiment | None) -> None:
+        if experiment is None or (self.experiment is not None
+                                  and experiment.experiment_id == self.experiment.experiment_id):
+            return
+        self.experiment = experiment
+        self.experiment_ref = experiment.name
+        self.settings.last_experiment = experiment.name
+        self._save_settings()
+        self.restart_stream()
+
+    # ------------------------------------------------------------------ traces
+
+    def open_trace(self, trace_id: str, info: TraceInfo | None = None) -> None:
+        """Open the trace view (one screen instance, installed once and reused)."""
+        info = info or self.buffer.by_id.get(trace_id)
+        view = self._trace_view
+        if view is None:
+            view = self._trace_view = TraceViewScreen()
+            self.install_screen(view, TRACE_VIEW)
+        view.open(trace_id, info=info)
+        if self.screen is not view:
+            if view in self.screen_stack:  # e.g. palette "go to" from a modal over it
+                while self.screen is not view:
+                    self.pop_screen()
+            else:
+                self.push_screen(TRACE_VIEW)
+
+    def go_to_trace(self, trace_id: str) -> None:
+        table = self.table
+        if table is not None:
+            table.go_to(trace_id)
+        self.open_trace(trace_id)
+
+    def prompt_goto(self) -> None:
+        def done(value: str | None) -> None:
+            if value:
+                value = value.strip()
+                self.go_to_trace(value if value.startswith("tr-") else f"tr-{value}")
+        self.push_screen(PromptScreen("Go to trace id", "tr-…"), done)
+
+    async def fetch_trace(self, trace_id: str, screen: Any = None
+                          ) -> tuple[TraceTree, dict[str, Any]]:
+        """The trace with its spans and its raw JSON (decoded off the event loop)."""
+        raw = await self.client.get_trace_json(trace_id)
+        if screen is not None:
+            screen.fetched_at = time.perf_counter()
+        spans = raw.get("spans") if isinstance(raw, dict) else None
+        if isinstance(spans, list) and len(spans) <= INLINE_DECODE_SPANS:
+            tree = decode_trace(raw)  # a few ms: cheaper than a thread hop
+        else:
+            tree = await asyncio.to_thread(decode_trace, raw)  # keep the loop free
+        return tree, raw
+
+    def export_current(self) -> None:
+        screen = self.screen
+        if isinstance(screen, TraceViewScreen):
+            screen.action_export()
+        elif self.table is not None and self.table.current is not None:
+            self.export_trace(self.table.current.trace_id)
+
+    @work(group="export")
+    async def export_trace(self, trace_id: str, tree: TraceTree | None = None,
+                           raw: dict[str, Any] | None = None) -> None:
+        if raw is None:
+            try:
+                raw = await self.client.get_trace_json(trace_id)
+            except (MlflowApiError, MlflowUnavailableError) as exc:
+                if tree is None:
+                    self.notify(f"export failed: {exc}", severity="error")
+                    return
+                raw = trace_to_dict(tree)
+        path = self.export_dir / f"{trace_id}.json"
+        text = json.dumps(raw, indent=2, ensure_ascii=False, default=str)
+        try:
+            await asyncio.to_thread(_write_text, path, text)
+        except OSError as exc:
+            self.notify(f"export failed: {exc}", severity="error")
+            return
+        self.last_export = path
+        self.notify(f"exported {trace_id} to {path} ({len(text) / 1024:.1f} KB)", timeout=6)
+
+    # ------------------------------------------------------------------ feedback
+
+    def ask_feedback(self, trace_id: str, value: bool, *, span_id: str | None = None,
+                     label: str = "") -> None:
+        """Thumbs up/down with an optional comment (modal), then log it in a worker."""
+        target = label or trace_id
+
+        def done(comment: str | None) -> None:
+            if comment is not None:
+                self.log_feedback(trace_id, value, comment, span_id)
+
+        self.push_screen(FeedbackScreen(value, target), done)
+
+    @work(group="feedback")
+    async def log_feedback(self, trace_id: str, value: bool, comment: str = "",
+                           span_id: str | None = None) -> Assessment | None:
+        try:
+            assessment = await self.client.create_assessment(
+                trace_id, FEEDBACK_NAME, value, source_type="HUMAN",
+                source_id=os.getenv("USER") or "trace-tui", rationale=comment or None,
+                span_id=span_id)
+        except (MlflowApiError, MlflowUnavailableError) as exc:
+            self.notify(f"feedback not saved: {exc}", severity="error", timeout=8)
+            return None
+        self.feedback_applied(trace_id, assessment)
+        thumb = "👍" if value else "👎"
+        self.notify(f"{thumb} feedback logged on {trace_id}", timeout=3)
+        return assessment
+
+    def feedback_applied(self, trace_id: str, assessment: Assessment) -> None:
+        """Show a new assessment at once in the list row and any open trace view."""
+        self.last_assessment = assessment
+        info = self.buffer.by_id.get(trace_id)
+        if info is not None:
+            updated = replace(info, assessments=[*info.assessments, assessment])
+            table = self.table
+            if table is not None:
+                table.replace(updated)
+            else:
+                self.buffer.replace(updated)
+        for screen in self.screen_stack:
+            if isinstance(screen, TraceViewScreen) and screen.trace_id == trace_id:
+                screen.feedback_logged(assessment)
+        self.screen.post_message(FeedbackLogged(trace_id, assessment,
+                                                self.buffer.by_id.get(trace_id)))
+
+    # ------------------------------------------------------------------ help and hooks
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[tuple[str, ...]]:
+        app_bindings = [b for b in self.BINDINGS if isinstance(b, Binding)
+                        and (not b.action.startswith("open_hook")
+                             or self.check_action("open_hook", (b.action[11:-2],)))]
+        extra = [Binding(h.key, f"open_hook('{h.name}')", h.description, id=f"app.{h.name}")
+                 for h in self.screen_hooks.values() if h.name not in ("sampling", "evaluation")]
+        return binding_rows([
+            ("everywhere", [*app_bindings, *extra,
+                            Binding("ctrl+p", "command_palette", "Command palette",
+                                    id="app.palette"),
+                            Binding("ctrl+q", "quit", "Quit", id="app.force_quit")]),
+            ("trace list", [*ExplorerScreen.BINDINGS, *TraceTable.BINDINGS]),
+            ("filter bar", [Binding("enter", "apply", "Apply the filter", id="filter.apply"),
+                            *FilterBar.BINDINGS]),
+            ("trace view", [*TraceViewScreen.BINDINGS, *SpanWaterfall.BINDINGS]),
+            ("lists (both)", LineList.BINDINGS),
+        ])
+
+    def action_open_hook(self, name: str) -> None:
+        self.open_hook(name)
+
+    def open_hook(self, name: str) -> None:
+        hook = self.screen_hooks.get(name)
+        if hook is not None:
+            self.push_screen(hook.factory(self))
+
+
+def compose_filter(user_filter: str, errors_only: bool, slow_ms: float | None) -> str:
+    """The user's filter AND the quick filters, as one MLflow filter string."""
+    clauses = [user_filter.strip()] if user_filter.strip() else []
+    if errors_only:
+        clauses.append(ERRORS_CLAUSE)
+    if slow_ms is not None:
+        clauses.append(f"trace.execution_time_ms > {slow_ms:g}")
+    return " AND ".join(clauses)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

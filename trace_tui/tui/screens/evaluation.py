@@ -1,0 +1,184 @@
+"""The evaluation screen: queue counts, start/stop the judge worker, its progress and recent
+verdicts, and the report (post-stratified estimates with intervals). The worker runs at app
+level, so it keeps judging while the user browses traces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, RichLog, Static
+
+from trace_tui.core.errors import TraceTuiError
+from trace_tui.tui.console import JudgeConsole
+
+if TYPE_CHECKING:
+    from trace_tui.tui.app import TraceExplorerApp
+
+
+class EvaluationScreen(Screen[None]):
+    """Queue, worker, verdicts, report."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="evaluation.back"),
+        Binding("r", "toggle_worker", "Start/stop", id="evaluation.toggle"),
+        Binding("f", "requeue_failed", "Retry failed", id="evaluation.retry_failed"),
+        Binding("R", "refresh", "Refresh report", id="evaluation.refresh"),
+    ]
+
+    DEFAULT_CSS = """
+    EvaluationScreen #eval-title { height: 1; background: $boost; padding: 0 1; }
+    EvaluationScreen #eval-status { height: auto; padding: 0 1; }
+    EvaluationScreen #eval-body { height: 1fr; }
+    EvaluationScreen #verdicts { width: 2fr; border: round $primary; }
+    EvaluationScreen #report { width: 3fr; border: round $primary; }
+    """
+
+    def __init__(self, console: JudgeConsole) -> None:
+        super().__init__()
+        self.console = console
+        self._shown = 0
+
+    @property
+    def tapp(self) -> TraceExplorerApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("", id="eval-title")
+            yield Static("", id="eval-status")
+            with Horizontal(id="eval-body"):
+                yield RichLog(id="verdicts", markup=False, wrap=False, max_lines=500)
+                yield DataTable(id="report", zebra_stripes=True, cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#report", DataTable).add_columns(
+            "judge", "stratum", "estimate", "95% interval", "judged", "population")
+        self.query_one("#verdicts", RichLog).border_title = "recent verdicts"
+        self.query_one("#report", DataTable).border_title = "report"
+        for outcome in reversed(self.console.recent):
+            self._log(outcome)
+        self._shown = len(self.console.recent)
+        self.set_interval(0.5, self._tick)
+        self._show_status()
+        if self.console.loop is None:
+            self.query_one("#eval-status", Static).update(
+                "no policy open: press escape, then s to open one in the sampling screen")
+            return
+        self.refresh_all()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_toggle_worker(self) -> None:
+        if self.console.loop is None:
+            self.notify("open a policy first (s)", severity="warning")
+        elif self.console.running:
+            self.console.stop_eval()
+            self.notify("stopping the judge worker after the traces in flight")
+        else:
+            self.tapp.run_worker(self._run_eval(), group="judge-eval", exclusive=True,
+                                 name="judge worker")
+            self.notify("judge worker started")
+
+    def action_requeue_failed(self) -> None:
+        if self.console.loop is not None:
+            self.requeue()
+
+    def action_refresh(self) -> None:
+        if self.console.loop is not None:
+            self.refresh_all()
+
+    # ------------------------------------------------------------------ workers
+
+    async def _run_eval(self) -> None:
+        try:
+            await self.console.run_eval()
+        except TraceTuiError as exc:
+            self.app.notify(f"judge worker stopped: {exc}", severity="error")
+
+    @work(exclusive=True, group="evaluation")
+    async def refresh_all(self) -> None:
+        try:
+            await self.console.refresh_queue()
+            self._show_status()
+            await self.console.refresh_report()
+        except TraceTuiError as exc:
+            self.query_one("#report", DataTable).clear()
+            self.query_one("#report", DataTable).border_subtitle = str(exc)[:120]
+            return
+        self._show_report()
+
+    @work(exclusive=True, group="evaluation")
+    async def requeue(self) -> None:
+        assert self.console.loop is not None
+        count = await self.console.loop.requeue_failed()
+        self.notify(f"re-queued {count} failed trace(s)")
+        await self.console.refresh_queue()
+        self._show_status()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _tick(self) -> None:
+        fresh = len(self.console.recent) - self._shown
+        for outcome in list(self.console.recent)[:max(0, fresh)][::-1]:
+            self._log(outcome)
+        self._shown = len(self.console.recent)
+        self._show_status()
+
+    def _log(self, outcome) -> None:  # type: ignore[no-untyped-def]
+        verdicts = " ".join(f"{k}={v}" for k, v in outcome.verdicts.items())
+        line = f"{outcome.trace_id}  {outcome.state:<7} {verdicts}"
+        if outcome.error:
+            line += f"  {outcome.error[:80]}"
+        self.query_one("#verdicts", RichLog).write(line)
+
+    def _show_status(self) -> None:
+        c = self.console
+        name = c.loop.policy.name if c.loop else "no policy"
+        self.query_one("#eval-title", Static).update(
+            f"Evaluation · policy {name} · r: start/stop worker · f: retry failed · "
+            "R: refresh report")
+        if c.loop is None:
+            return
+        q = c.counts
+        queue = f"queue: {q.queued} queued · {q.done} done · {q.failed} failed" if q else "queue: …"
+        s = c.summary
+        if c.running and s is not None:
+            worker = (f"worker: running · judged {s.done} · failed {s.failed} · retries "
+                      f"{s.retries} · judge tokens {s.tokens:,}")
+        elif s is not None:
+            worker = f"worker: idle (last run judged {s.done}, failed {s.failed})"
+        else:
+            worker = "worker: idle (r to start)"
+        self.query_one("#eval-status", Static).update(f"{queue}\n{worker}")
+
+    def _show_report(self) -> None:
+        table = self.query_one("#report", DataTable)
+        table.clear()
+        report = self.console.report
+        if report is None:
+            return
+        for judge in report.to_dict()["judges"]:
+            table.add_row(judge["judge"], "(all)", _pct(judge["estimate"]),
+                          _ci(judge), str(judge["n_judged"]), f"{judge['population']:g}")
+            for s in judge.get("strata", []):
+                table.add_row("", s["stratum"], _pct(s.get("estimate")), _ci(s),
+                              str(s["n_judged"]), f"{s['population']:g}")
+
+
+def _pct(value: float | None) -> str:
+    return "not judged" if value is None else f"{100 * value:.1f}%"
+
+
+def _ci(row: dict) -> str:
+    if row.get("ci_low") is None:
+        return "-"
+    return f"[{100 * row['ci_low']:.1f}%, {100 * row['ci_high']:.1f}%]"

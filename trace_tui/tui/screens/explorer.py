@@ -1,0 +1,114 @@
+"""The main screen: status line, filter bar, the trace list and the footer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from trace_tui.tui.widgets.key_footer import KeyFooter
+from trace_tui.tui.widgets.status import FilterBar, StatusLine
+from trace_tui.tui.widgets.trace_table import TraceTable
+
+if TYPE_CHECKING:
+    from trace_tui.tui.app import TraceExplorerApp
+
+
+class ExplorerScreen(Screen[None]):
+    """The trace list. All state lives in the app; this screen shows it and forwards keys."""
+
+    AUTO_FOCUS = "TraceTable"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "edit_filter", "Filter", id="explorer.filter"),
+        Binding("E", "toggle_errors", "Errors only", id="explorer.errors_only"),
+        Binding("S", "toggle_slow", "Slow only", id="explorer.slow_only"),
+        Binding("o", "cycle_sort", "Sort", id="explorer.sort"),
+        Binding("p", "toggle_live", "Pause/live", id="explorer.pause"),
+        Binding("X", "pick_experiment", "Experiment", id="explorer.experiment"),
+        Binding("plus", "feedback(True)", "Good", key_display="+", id="explorer.thumbs_up"),
+        Binding("minus", "feedback(False)", "Bad", key_display="-",
+                id="explorer.thumbs_down"),
+        Binding("x", "export", "Export", show=False, id="explorer.export"),
+        Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
+        Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
+    ]
+
+    @property
+    def explorer(self) -> TraceExplorerApp:
+        return cast("TraceExplorerApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status-line")
+        yield FilterBar(id="filter-bar")
+        yield TraceTable(self.explorer.buffer, id="trace-table")
+        yield KeyFooter()
+
+    @property
+    def table(self) -> TraceTable:
+        return self.query_one(TraceTable)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one(FilterBar)
+
+    @property
+    def status_line(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    def on_mount(self) -> None:
+        self.explorer.explorer_mounted(self)
+
+    # ------------------------------------------------------------------ actions
+
+    def action_edit_filter(self) -> None:
+        self.filter_bar.start_editing()
+
+    def action_toggle_errors(self) -> None:
+        self.explorer.toggle_errors_only()
+
+    def action_toggle_slow(self) -> None:
+        self.explorer.toggle_slow_only()
+
+    def action_cycle_sort(self) -> None:
+        self.explorer.cycle_sort()
+
+    def action_toggle_live(self) -> None:
+        self.explorer.toggle_live()
+
+    def action_pick_experiment(self) -> None:
+        self.explorer.pick_experiment()
+
+    def action_feedback(self, value: bool) -> None:
+        info = self.table.current
+        if info is not None:
+            self.explorer.ask_feedback(info.trace_id, value, label=info.name)
+
+    def action_export(self) -> None:
+        info = self.table.current
+        if info is not None:
+            self.explorer.export_trace(info.trace_id)
+
+    def action_reload(self) -> None:
+        self.explorer.restart_stream()
+
+    def action_clear_error(self) -> None:
+        self.filter_bar.set_error("")
+
+    # ------------------------------------------------------------------ events
+
+    @on(TraceTable.Opened)
+    def _open(self, event: TraceTable.Opened) -> None:
+        self.explorer.open_trace(event.info.trace_id, event.info)
+
+    @on(FilterBar.Submitted)
+    def _filter_submitted(self, event: FilterBar.Submitted) -> None:
+        self.table.focus()
+        self.explorer.apply_filter(event.value)
+
+    @on(FilterBar.Cancelled)
+    def _filter_cancelled(self) -> None:
+        self.table.focus()

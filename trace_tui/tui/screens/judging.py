@@ -1,0 +1,19 @@
+"""The sampling (s) and evaluation (e) screens as app hooks, sharing one JudgeConsole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trace_tui.tui.app import ScreenHook
+from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.screens.evaluation import EvaluationScreen
+from trace_tui.tui.screens.sampling import SamplingScreen
+
+
+def judge_screen_hooks(policy: Path | None = None,
+                       experiment: str | None = None) -> list[ScreenHook]:
+    console = JudgeConsole(policy_path=policy, experiment=experiment)
+    return [
+        ScreenHook("sampling", "s", "Sampling", lambda app: SamplingScreen(console)),
+        ScreenHook("evaluation", "e", "Evaluation", lambda app: EvaluationScreen(console)),
+    ]
