@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/trace-tui demo
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q
 
+# Style, the layer contracts (pyproject [tool.importlinter]), types, and the start path.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+	$(BIN)/python tests/start_path.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/fetch.py

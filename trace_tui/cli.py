@@ -7,7 +7,6 @@ in the subprocesses and commands that need it (``import mlflow`` costs seconds).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -173,14 +172,9 @@ def _error(message: str) -> None:
 
 
 def with_client(uri: str, fn: Callable[[Any], Awaitable[int]]) -> int:
-    """Run ``fn(client)`` on a fresh client, closing it after."""
-    from trace_tui.core.client import MlflowClient
+    from trace_tui.core.client import run_with_client
 
-    async def go() -> int:
-        async with MlflowClient(uri) as client:
-            return await fn(client)
-
-    return asyncio.run(go())
+    return run_with_client(uri, fn)
 
 
 # --------------------------------------------------------------------------- explorer

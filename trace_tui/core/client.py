@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -448,6 +448,16 @@ class MlflowClient:
                                  400, "mlflow-artifacts")
         rel = root.split("mlflow-artifacts:", 1)[1].lstrip("/")
         return f"/api/2.0/mlflow-artifacts/artifacts/{rel}/{path}"
+
+
+def run_with_client(uri: str, fn: Callable[[MlflowClient], Awaitable[int]]) -> int:
+    """Run ``fn(client)`` on a fresh client in a new event loop, closing it after."""
+
+    async def go() -> int:
+        async with MlflowClient(uri) as client:
+            return await fn(client)
+
+    return asyncio.run(go())
 
 
 def _api_error(status: int, raw: bytes, path: str) -> MlflowApiError:

@@ -104,11 +104,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace, body: Callable[[Any], Any]) -> int:
-    from trace_tui.cli import with_client
+    from trace_tui.core.client import run_with_client
     from trace_tui.server.connect import connect
 
     with connect(args.tracking_uri) as conn:
-        return with_client(conn.uri, body)
+        return run_with_client(conn.uri, body)
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trace_tui.core.client import MlflowClient
-from trace_tui.evaluation.loop import JudgeLoop, QueueCounts
-from trace_tui.evaluation.report import PolicyReport
-from trace_tui.evaluation.worker import EvalOptions, EvalSummary, TraceOutcome
+if TYPE_CHECKING:  # the evaluation chain loads aiohttp and numpy: not on the start path
+    from trace_tui.core.client import MlflowClient
+    from trace_tui.evaluation.loop import JudgeLoop, QueueCounts
+    from trace_tui.evaluation.report import PolicyReport
+    from trace_tui.evaluation.worker import EvalSummary, TraceOutcome
 
 DRY_RUN_WINDOWS = (("1h", 3600.0), ("6h", 21_600.0), ("24h", 86_400.0), ("7d", 604_800.0))
 
@@ -44,6 +45,8 @@ class JudgeConsole:
 
     async def open(self, client: MlflowClient, path: Path) -> JudgeLoop:
         """Load and validate a policy; on error keep the previous one and raise."""
+        from trace_tui.evaluation.loop import JudgeLoop
+
         loop = await JudgeLoop.open(client, path, self.experiment)
         self.policy_path, self.loop, self.error = path, loop, ""
         self.dry_run = self.counts = self.report = None
@@ -63,6 +66,8 @@ class JudgeConsole:
 
     async def run_eval(self) -> EvalSummary:
         """Drain the queue once; progress lands in ``summary``/``recent`` as traces finish."""
+        from trace_tui.evaluation.worker import EvalOptions, EvalSummary
+
         assert self.loop is not None
         self.running = True
         self.summary = EvalSummary()
