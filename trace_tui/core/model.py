@@ -462,16 +462,32 @@ class TraceTree:
             stack.extend(reversed(span.children))
 
     def critical_path(self) -> list[str]:
-        """Span ids on the critical path: from each root-most span, follow the last-ending
-        child (the step the parent waited on last)."""
+        """Span ids on the critical path, the chain of work that sets the trace's end.
+
+        From the latest-ending root, walk back in time: the child that ends last before the
+        current point is on the path (bounded by that point, since children may overlap it),
+        then continue from that child's start; time not covered by a chosen child is the
+        parent's self time. Chosen children are walked the same way, within their bound.
+        Iterative, so deep trees cannot overflow the stack."""
         if not self.roots:
             return []
-        node = max(self.roots, key=lambda s: s.end_ns)
-        path = [node.span_id]
-        while node.children:
-            node = max(node.children, key=lambda s: (s.end_ns, s.start_ns))
-            path.append(node.span_id)
-        return path
+        root = max(self.roots, key=lambda s: (s.end_ns, -s.start_ns))
+        path: list[str] = []  # in start order when returned
+        stack: list[tuple[Span, int]] = [(root, root.end_ns)]
+        while stack:
+            span, bound = stack.pop()
+            path.append(span.span_id)
+            point = min(span.end_ns, bound)
+            latest_first = sorted(span.children, key=lambda c: (c.end_ns, c.start_ns),
+                                  reverse=True)
+            for child in latest_first:
+                if point <= span.start_ns:
+                    break
+                if child.start_ns >= point:
+                    continue  # starts after the point already reached: not waited on
+                stack.append((child, point))
+                point = child.start_ns
+        return sorted(path, key=lambda i: (self.spans[i].start_ns, self.spans[i].depth))
 
 
 def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
