@@ -108,6 +108,23 @@ def test_stored_total_disagreeing_with_spans_is_flagged() -> None:
     assert tree.tokens_mismatch and tree.tokens == TokenUsage(107, 23, 130)
 
 
+def test_stored_cost_disagreeing_with_spans_is_flagged() -> None:
+    def with_cost(stored: float) -> dict:
+        payload = sample_payload()
+        for span, cost in ((payload["spans"][1], 0.002), (payload["spans"][2], 0.5),
+                           (payload["spans"][4], 0.001)):
+            span["attributes"].append({"key": "mlflow.llm.cost", "value": {"string_value":
+                                       json.dumps({"total_cost": cost})}})
+        payload["trace_info"] = {**INFO, "trace_metadata": {
+            "mlflow.trace.cost": json.dumps({"total_cost": stored})}}
+        return payload
+
+    agrees = decode_trace(with_cost(0.003))  # chat_b's cost hides under chat_a's: A + C
+    assert agrees.cost_usd == pytest.approx(0.003) and not agrees.cost_mismatch
+    differs = decode_trace(with_cost(0.0011))
+    assert differs.cost_mismatch and differs.info.cost_usd == pytest.approx(0.0011)
+
+
 def test_offsets_durations_errors_and_critical_path() -> None:
     tree = decode_trace(sample_payload())
     by_name = {s.name: s for s in tree.walk()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -449,6 +450,15 @@ class TraceTree:
         """True when the server's stored total disagrees with the spans (MLflow export race)."""
         stored = self.info.tokens
         return stored is not None and bool(self.spans) and stored != self.tokens
+
+    @property
+    def cost_mismatch(self) -> bool:
+        """True when the server's stored cost disagrees with the spans' (same rule as tokens:
+        a span's cost counts only if no ancestor has one), beyond float noise."""
+        stored = self.info.cost_usd
+        if stored is None or not self.spans:
+            return False
+        return not math.isclose(stored, self.cost_usd, rel_tol=1e-6, abs_tol=1e-9)
 
     def offset_ms(self, span: Span) -> float:
         return (span.start_ns - self.start_ns) / 1e6
