@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from trace_tui.config.settings import Settings
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
 from trace_tui.core.render import FEEDBACK_NAME, percentiles, rate_per_min, trace_to_dict
+from trace_tui.core.text import safe_text
 from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
@@ -287,6 +289,13 @@ class TraceExplorerApp(App[None]):
                 await asyncio.to_thread(self._client_import.join)
             await asyncio.to_thread(importlib.import_module, "trace_tui.core.stream")
         return self.client
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every toast (screens and widgets end up here) shows its text literally: messages
+        carry server errors (``[SQL: ...]``) and trace names, so no markup, no controls."""
+        super().notify(safe_text(message, multiline=True), title=safe_text(title),
+                       severity=severity, timeout=timeout, markup=False)
 
     def get_default_screen(self) -> Screen[Any]:
         return ExplorerScreen()

@@ -12,8 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from trace_tui.core.text import safe_text
+from trace_tui.tui.widgets.safe import SafeLabel
 
 if TYPE_CHECKING:
     from trace_tui.core.client import Experiment  # aiohttp: not on the start path
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 
 def binding_rows(scopes: Iterable[tuple[str, Sequence[BindingType]]]) -> list[tuple[str, ...]]:
     """(scope, keys, description, id) for every Binding in ``scopes``."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for scope, bindings in scopes:
         for b in bindings:
             if not isinstance(b, Binding):
@@ -95,7 +98,8 @@ class FeedbackScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         thumb = "👍 good" if self.value else "👎 bad"
         with Vertical():
-            yield Label(Text.assemble((thumb, "bold"), " feedback on ", (self.target, "bold")))
+            yield SafeLabel(Text.assemble((thumb, "bold"), " feedback on ",
+                                          (safe_text(self.target), "bold")))
             yield Input(placeholder="optional comment (enter: send, esc: cancel)",
                         id="feedback-comment")
 
@@ -132,10 +136,11 @@ class ExperimentPicker(ModalScreen["Experiment | None"]):
         options = []
         for e in self.experiments:
             mark = "● " if e.experiment_id == self.current else "  "
-            options.append(Option(f"{mark}{e.name}  (#{e.experiment_id})", id=e.experiment_id))
+            options.append(Option(Text(safe_text(f"{mark}{e.name}  (#{e.experiment_id})")),
+                                  id=e.experiment_id))
         with Vertical():
-            yield Label("Switch experiment (enter: pick, esc: cancel)")
-            yield OptionList(*options, id="experiments")
+            yield SafeLabel("Switch experiment (enter: pick, esc: cancel)")
+            yield OptionList(*options, id="experiments", markup=False)
 
     def on_mount(self) -> None:
         ids = [e.experiment_id for e in self.experiments]
@@ -172,7 +177,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text)
+            yield SafeLabel(self.title_text)
             yield Input(placeholder=self.placeholder, id="prompt-input")
 
     @on(Input.Submitted)
