@@ -26,13 +26,14 @@ from trace_tui.config.settings import Settings
 from trace_tui.core.export import list_row, tree_to_text
 from trace_tui.core.model import TraceInfo, decode_trace
 from trace_tui.core.text import safe_text
-from trace_tui.tui.app import StaticTraceSource, TraceExplorerApp
+from trace_tui.tui.app import TraceExplorerApp
 from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.console import JudgeConsole
 from trace_tui.tui.screens.evaluation import EvaluationScreen
 from trace_tui.tui.screens.modals import ExperimentPicker, FeedbackScreen
 from trace_tui.tui.screens.sampling import SamplingScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
+from trace_tui.tui.sources import StaticTraceSource
 from trace_tui.tui.widgets.span_detail import TABS
 
 TITLE = "\x1b]0;pwned\x07"  # retitle the terminal
@@ -186,7 +187,7 @@ async def test_markup_in_toasts_status_filter_error_and_modals_shows_literally()
         for needle in MARKUP:
             app.notify(f"mlflow said {needle} {HOSTILE}", title=needle, severity="error")
             app.screen.notify(needle)
-        app._set_conn("reconnecting", f"{MARKUP_TEXT} {HOSTILE}")
+        app.set_conn("reconnecting", f"{MARKUP_TEXT} {HOSTILE}")
         app._filter_error(f"{MARKUP_TEXT} {HOSTILE}")
         await pilot.pause(0.1)
         text = assert_clean(app, "toasts, status line, filter error")

@@ -14,10 +14,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from trace_tui.config.settings import Settings
-from trace_tui.tui.app import ScreenHook, StaticTraceSource, TraceExplorerApp
+from trace_tui.tui.app import ScreenHook, TraceExplorerApp
 from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.screens.modals import HelpScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
+from trace_tui.tui.sources import StaticTraceSource
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (130, 36)
