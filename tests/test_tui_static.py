@@ -16,7 +16,7 @@ from textual.widgets import Static
 from trace_tui.config.settings import Settings
 from trace_tui.tui.app import ScreenHook, TraceExplorerApp
 from trace_tui.tui.commands import ExplorerCommands
-from trace_tui.tui.screens.modals import HelpScreen
+from trace_tui.tui.screens.help import HelpScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
 from trace_tui.tui.sources import StaticTraceSource
 

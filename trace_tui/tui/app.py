@@ -43,21 +43,14 @@ from trace_tui.core.render import FEEDBACK_NAME, trace_to_dict
 from trace_tui.core.text import safe_text
 from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.feed import ListFeed
-from trace_tui.tui.list_state import TraceList
+from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
-from trace_tui.tui.screens.modals import (
-    ExperimentPicker,
-    FeedbackScreen,
-    HelpScreen,
-    PromptScreen,
-    binding_rows,
-)
+from trace_tui.tui.screens.help import HelpScreen, explorer_help_rows
+from trace_tui.tui.screens.modals import ExperimentPicker, FeedbackScreen, PromptScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
 from trace_tui.tui.sources import StaticTraceSource, TraceSource, supports_live
-from trace_tui.tui.widgets.line_list import LineList
-from trace_tui.tui.widgets.span_waterfall import SpanWaterfall
-from trace_tui.tui.widgets.status import FilterBar, ListStatus
+from trace_tui.tui.widgets.status import ListStatus
 from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
 
 if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after the first frame
@@ -70,7 +63,6 @@ __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
 
 TICK_S = 0.25  # how often queued arrivals are merged into the list (one repaint per tick)
 DEFAULT_SLOW_MS = 1000.0
-ERRORS_CLAUSE = "trace.status = 'ERROR'"
 TRACE_VIEW = "trace-view"
 # Decoding costs ~28 us a span (8 ms for 300, 0.6 s for 10k): only traces this small decode
 # on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
@@ -574,17 +566,7 @@ class TraceExplorerApp(App[None]):
                              or self.check_action("open_hook", (b.action[11:-2],)))]
         extra = [Binding(h.key, f"open_hook('{h.name}')", h.description, id=f"app.{h.name}")
                  for h in self.screen_hooks.values() if h.name not in ("sampling", "evaluation")]
-        return binding_rows([
-            ("everywhere", [*app_bindings, *extra,
-                            Binding("ctrl+p", "command_palette", "Command palette",
-                                    id="app.palette"),
-                            Binding("ctrl+q", "quit", "Quit", id="app.force_quit")]),
-            ("trace list", [*ExplorerScreen.BINDINGS, *TraceTable.BINDINGS]),
-            ("filter bar", [Binding("enter", "apply", "Apply the filter", id="filter.apply"),
-                            *FilterBar.BINDINGS]),
-            ("trace view", [*TraceViewScreen.BINDINGS, *SpanWaterfall.BINDINGS]),
-            ("lists (both)", LineList.BINDINGS),
-        ])
+        return explorer_help_rows([*app_bindings, *extra])
 
     def action_open_hook(self, name: str) -> None:
         self.open_hook(name)
@@ -593,16 +575,6 @@ class TraceExplorerApp(App[None]):
         hook = self.screen_hooks.get(name)
         if hook is not None:
             self.push_screen(hook.factory(self))
-
-
-def compose_filter(user_filter: str, errors_only: bool, slow_ms: float | None) -> str:
-    """The user's filter AND the quick filters, as one MLflow filter string."""
-    clauses = [user_filter.strip()] if user_filter.strip() else []
-    if errors_only:
-        clauses.append(ERRORS_CLAUSE)
-    if slow_ms is not None:
-        clauses.append(f"trace.execution_time_ms > {slow_ms:g}")
-    return " AND ".join(clauses)
 
 
 def _write_text(path: Path, text: str) -> None:

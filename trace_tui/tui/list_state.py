@@ -17,8 +17,19 @@ from trace_tui.core.model import TraceInfo
 from trace_tui.core.render import percentiles, rate_per_min
 from trace_tui.tui.widgets.trace_table import SORTS, TraceBuffer, TraceTable
 
+ERRORS_CLAUSE = "trace.status = 'ERROR'"
 STATS_EVERY_S = 1.0  # percentiles / rate / sparkline refresh
 SPARK_TRACES = 24 * 8  # the sparkline covers the newest N listed traces
+
+
+def compose_filter(user_filter: str, errors_only: bool, slow_ms: float | None) -> str:
+    """The user's filter AND the quick filters, as one MLflow filter string."""
+    clauses = [user_filter.strip()] if user_filter.strip() else []
+    if errors_only:
+        clauses.append(ERRORS_CLAUSE)
+    if slow_ms is not None:
+        clauses.append(f"trace.execution_time_ms > {slow_ms:g}")
+    return " AND ".join(clauses)
 
 
 class ListSink(Protocol):

@@ -4,7 +4,7 @@ level, so it keeps judging while the user browses traces."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import work
@@ -49,7 +49,7 @@ class EvaluationScreen(Screen[None]):
 
     @property
     def tapp(self) -> TraceExplorerApp:
-        return self.app  # type: ignore[return-value]
+        return cast("TraceExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical():

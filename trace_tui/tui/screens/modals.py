@@ -1,18 +1,16 @@
-"""Modal screens: help (all bindings), feedback comment, experiment picker."""
+"""Modal screens: feedback comment, experiment picker, one-line prompt (help: help.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from trace_tui.core.text import safe_text
@@ -21,58 +19,6 @@ from trace_tui.tui.widgets.safe import SafeLabel
 if TYPE_CHECKING:
     from trace_tui.core.client import Experiment  # aiohttp: not on the start path
 
-
-
-def binding_rows(scopes: Iterable[tuple[str, Sequence[BindingType]]]) -> list[tuple[str, ...]]:
-    """(scope, keys, description, id) for every Binding in ``scopes``."""
-    rows: list[tuple[str, ...]] = []
-    for scope, bindings in scopes:
-        for b in bindings:
-            if not isinstance(b, Binding):
-                continue
-            keys = b.key_display or ", ".join(
-                {"question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
-                 "left_square_bracket": "[", "right_square_bracket": "]"}.get(k, k)
-                for k in b.key.split(","))
-            rows.append((scope, keys, b.description or b.action, b.id or ""))
-    return rows
-
-
-class HelpScreen(ModalScreen[None]):
-    """Every key binding with its id and description."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close"),
-    ]
-
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 90%; max-width: 110; height: 90%; border: thick $primary; background: $surface;
-        padding: 0 1;
-    }
-    """
-
-    def __init__(self, rows: list[tuple[str, ...]]) -> None:
-        super().__init__()
-        self.rows = rows
-
-    def compose(self) -> ComposeResult:
-        table = Table(title="trace-tui keys  (esc to close, ctrl+p for the command palette)",
-                      expand=True, show_edge=False, header_style="bold")
-        table.add_column("where", style="dim", no_wrap=True)
-        table.add_column("key", style="bold cyan", no_wrap=True)
-        table.add_column("what")
-        table.add_column("id (for keymaps)", style="dim", no_wrap=True)
-        last = ""
-        for scope, keys, desc, bid in self.rows:
-            table.add_row(scope if scope != last else "", keys, desc, bid)
-            last = scope
-        with VerticalScroll():
-            yield Static(table)
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)
 
 
 class FeedbackScreen(ModalScreen[str | None]):

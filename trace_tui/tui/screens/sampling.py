@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
@@ -52,7 +52,7 @@ class SamplingScreen(Screen[None]):
 
     @property
     def tapp(self) -> TraceExplorerApp:
-        return self.app  # type: ignore[return-value]
+        return cast("TraceExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical():
