@@ -39,9 +39,10 @@ from trace_tui.tui.widgets.span_detail import TABS
 TITLE = "\x1b]0;pwned\x07"  # retitle the terminal
 CLEAR = "\x1b[2J"  # clear the screen
 OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"  # write the clipboard
-HOSTILE = f"{TITLE}{CLEAR}{OSC52}\x07\u202eevil\x9b"
 MARKUP = ("[SQL: x]", "[/]", "[bold", "[link=https://example.invalid]")
 MARKUP_TEXT = " ".join(MARKUP)
+ESCAPES = f"{TITLE}{CLEAR}{OSC52}\x07\u202eevil\x9b"
+HOSTILE = f"{ESCAPES} {MARKUP_TEXT}"  # in every field of the hostile trace
 # what must never reach the terminal as text: C0 (but newline) and C1 controls, bidi controls
 UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 HOSTILE_TRACE = "tr-a1277707c9288d5416c099ee71fb8ee3"
@@ -134,12 +135,29 @@ async def listed(pilot: Pilot) -> TraceExplorerApp:
 
 def test_safe_text_escapes_controls_and_bidi_visibly() -> None:
     assert safe_text("plain [text] ✓ 日本") == "plain [text] ✓ 日本"
-    assert safe_text(HOSTILE) == ("\\x1b]0;pwned\\x07\\x1b[2J\\x1b]52;c;cm0gLXJmIH4=\\x07"
+    assert safe_text(ESCAPES) == ("\\x1b]0;pwned\\x07\\x1b[2J\\x1b]52;c;cm0gLXJmIH4=\\x07"
                                   "\\x07\\u202eevil\\x9b")
     assert safe_text("a\tb\nc\r") == "a\\x09b\\x0ac\\x0d"
     assert safe_text("a\tb\nc\r", multiline=True) == "a\tb\nc\\x0d"
     for ch in "\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c\x7f\x85":
         assert UNSAFE.search(safe_text(ch)) is None
+
+
+def test_safe_rich_text_keeps_styles_on_their_characters() -> None:
+    from rich.text import Text
+
+    from trace_tui.tui.widgets.safe import markup_literal, safe_rich_text
+
+    text = Text.assemble(("a\x1bb", "bold"), " ", ("c\u202ed", "red"), "\n")
+    safe = safe_rich_text(text)
+    assert safe.plain == "a\\x1bb c\\u202ed\n"
+    assert [(safe.plain[s.start:s.end], s.style) for s in safe.spans] == [
+        ("a\\x1bb", "bold"), ("c\\u202ed", "red")]
+    ok = Text("fine")
+    assert safe_rich_text(ok) is ok
+    from textual.content import Content
+    for needle in MARKUP:
+        assert Content.from_markup(markup_literal(needle)).plain == needle
 
 
 # --------------------------------------------------------------------------- the explorer
@@ -177,6 +195,10 @@ async def test_hostile_trace_through_list_trace_view_and_every_tab() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, FeedbackScreen), what="modal")
         assert_clean(app, "feedback modal")
         await pilot.press("escape")
+        app.go_to_trace("tr-[/]")  # not found: the server's message names it
+        await wait_for(pilot, lambda: bool(screen.load_error), what="the load error")
+        await pilot.pause()
+        assert "Trace with ID 'tr-[/]' not found" in assert_clean(app, "load error")
         assert app.is_running
 
 

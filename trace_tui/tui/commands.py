@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.markup import escape
 
 from trace_tui.core.text import safe_text
+from trace_tui.tui.widgets.safe import markup_literal
 
 if TYPE_CHECKING:
     from trace_tui.tui.app import TraceExplorerApp
@@ -78,7 +78,7 @@ class ExplorerCommands(Provider):
                     # ids and names come from the server: plain text, never markup
                     yield Hit(0.9, Text(f"Go to trace {safe_text(trace_id)}"),
                               partial(app.go_to_trace, trace_id),
-                              help=escape(safe_text(info.name)))
+                              help=markup_literal(info.name))
                     count += 1
                     if count >= MAX_ID_HITS:
                         break

@@ -11,17 +11,13 @@ Two rules, applied here rather than at every call site:
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Span, Text
 from textual.visual import VisualType
 from textual.widgets import Label, Static
 
 from trace_tui.core.text import is_safe, safe_text
 
-__all__ = ["SafeLabel", "SafeStatic", "plain_text", "safe_rich_text", "safe_text"]
-
-_CHAR = re.compile(r".", re.S)
+__all__ = ["SafeLabel", "SafeStatic", "markup_literal", "safe_rich_text", "safe_text"]
 
 
 def safe_rich_text(text: Text, *, multiline: bool = True) -> Text:
@@ -46,9 +42,11 @@ def safe_rich_text(text: Text, *, multiline: bool = True) -> Text:
     return out
 
 
-def plain_text(value: object, style: str = "", *, multiline: bool = False) -> Text:
-    """External text as a ``Text`` (never parsed as markup), made safe."""
-    return Text(safe_text(value, multiline=multiline), style=style)
+def markup_literal(value: object) -> str:
+    """External text for the few Textual APIs that only take markup (the palette's help):
+    made safe, with every ``[`` escaped. ``textual.markup.escape`` is not enough: it leaves
+    ``[SQL: x]`` and ``[bold [link=https://x]`` unescaped, and the latter raises."""
+    return safe_text(value).replace("[", "\\[")
 
 
 def _safe_visual(content: VisualType, multiline: bool) -> VisualType:
