@@ -35,6 +35,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.theme import Theme
 
 from trace_tui.config.settings import Settings
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
@@ -235,8 +236,8 @@ class TraceExplorerApp(App[None]):
         if self._client is not None:
             await self._client.close()
 
-    def _theme_changed(self, theme: Any) -> None:
-        name = getattr(theme, "name", str(theme))
+    def _theme_changed(self, theme: Theme) -> None:
+        name = theme.name
         if name != self.settings.theme:
             self.settings.theme = name
             self._save_settings()
