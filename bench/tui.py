@@ -255,8 +255,8 @@ def pct(values: list[float], q: float) -> float:
 
 async def scenario_tree(n_spans: int) -> dict[str, Any]:
     from trace_tui.core.model import decode_trace
-    from trace_tui.tui.app import StaticTraceSource
     from trace_tui.tui.screens.trace_view import TraceViewScreen
+    from trace_tui.tui.sources import StaticTraceSource
 
     payload = big_trace_payload(n_spans)
     text = json.dumps(payload)
@@ -339,7 +339,7 @@ async def scenario_tree(n_spans: int) -> dict[str, Any]:
 
 
 async def scenario_list(n: int) -> dict[str, Any]:
-    from trace_tui.tui.app import StaticTraceSource
+    from trace_tui.tui.sources import StaticTraceSource
 
     gc.collect()
     rss_start = rss_mb()
@@ -401,7 +401,7 @@ async def scenario_ingest(buffer_size: int, rate: int = 200, seconds: float = 10
     """Two phases of ``seconds`` each at ``rate`` traces/s, pressing j/k every 100 ms: with
     the view at the top of the list (new rows push everything down: one repaint per tick)
     and scrolled down (the rows on screen do not change: nothing to repaint)."""
-    from trace_tui.tui.app import StaticTraceSource
+    from trace_tui.tui.sources import StaticTraceSource
 
     preload = trace_infos(buffer_size, seed=4)
     fresh = trace_infos(int(rate * seconds * 2), seed=5,
@@ -513,7 +513,8 @@ async def scenario_startup(uri: str, experiment: str | None, spawned_at: float
 def pty_app() -> None:
     """The real app on a real terminal (the pty the ``pty`` scenario opens)."""
     from trace_tui.config.settings import Settings
-    from trace_tui.tui.app import StaticTraceSource, TraceExplorerApp
+    from trace_tui.tui.app import TraceExplorerApp
+    from trace_tui.tui.sources import StaticTraceSource
 
     app = TraceExplorerApp("static://bench", source=StaticTraceSource(infos=trace_infos(5000)),
                            settings=Settings(buffer_size=5000), persist_settings=False,

@@ -19,7 +19,7 @@ from trace_tui.core.render import (
     truncate_text,
     waterfall_bar,
 )
-from trace_tui.tui.app import compose_filter
+from trace_tui.tui.list_state import compose_filter
 from trace_tui.tui.widgets.line_list import fit
 from trace_tui.tui.widgets.span_waterfall import flatten
 from trace_tui.tui.widgets.trace_table import TraceBuffer, layout_columns

@@ -20,8 +20,9 @@ import pytest
 from textual.pilot import Pilot
 
 from trace_tui.config.settings import Settings
-from trace_tui.tui.app import StaticTraceSource, TraceExplorerApp
+from trace_tui.tui.app import TraceExplorerApp
 from trace_tui.tui.screens.trace_view import TraceViewScreen
+from trace_tui.tui.sources import StaticTraceSource
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (130, 36)

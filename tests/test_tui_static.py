@@ -14,10 +14,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from trace_tui.config.settings import Settings
-from trace_tui.tui.app import ScreenHook, StaticTraceSource, TraceExplorerApp
+from trace_tui.tui.app import ScreenHook, TraceExplorerApp
 from trace_tui.tui.commands import ExplorerCommands
-from trace_tui.tui.screens.modals import HelpScreen
+from trace_tui.tui.screens.help import HelpScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
+from trace_tui.tui.sources import StaticTraceSource
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (130, 36)
@@ -261,3 +262,39 @@ async def test_experiment_picker_and_mouse_click() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, TraceViewScreen)
                        and app.screen.trace_tree is not None, what="opened by double click")
         assert app.screen.trace_id == app.buffer.rows[3].trace_id
+
+
+async def test_a_mid_size_trace_decodes_off_the_event_loop(monkeypatch) -> None:
+    """Decoding costs ~28 us a span: a 200-span trace (~6 ms) is decoded in a thread, so
+    keys are answered meanwhile; a tiny one stays on the loop."""
+    import threading
+
+    import trace_tui.tui.app as app_module
+
+    payload = json.loads((FIXTURES / "demo-02.trace.json").read_text())
+    root = next(s for s in payload["spans"] if not s.get("parent_span_id"))
+    child = next(s for s in payload["spans"] if s.get("parent_span_id"))
+    big = {"trace_info": {**payload["trace_info"], "trace_id": "tr-" + "b" * 32},
+           "spans": [root, *({**child, "span_id": f"{n:016x}",
+                              "parent_span_id": root["span_id"]} for n in range(200))]}
+    threads: list[bool] = []
+    decode = app_module.decode_trace
+
+    def recording(raw):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return decode(raw)
+
+    monkeypatch.setattr(app_module, "decode_trace", recording)
+    source = StaticTraceSource([payload, big])
+    app = TraceExplorerApp("static://fixtures", settings=Settings(theme="textual-dark"),
+                           source=source, persist_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.buffer) == 2, what="the list")
+        for trace_id, on_loop in ((big["trace_info"]["trace_id"], False), (TREE_TRACE, True)):
+            threads.clear()
+            app.go_to_trace(trace_id)
+            await wait_for(pilot, lambda tid=trace_id: isinstance(app.screen, TraceViewScreen)
+                           and app.screen.trace_tree is not None
+                           and app.screen.trace_tree.trace_id == tid, what="the trace")
+            assert threads == [on_loop], trace_id
+            await pilot.press("escape")

@@ -306,8 +306,7 @@ def run_traces(args: argparse.Namespace) -> int:
 
 
 async def _traces_list(client: Any, args: argparse.Namespace) -> int:
-    from trace_tui.core.export import info_to_dict
-    from trace_tui.core.render import fmt_cost, fmt_duration, fmt_tokens
+    from trace_tui.core.export import info_to_dict, list_header, list_row
 
     exp = await client.resolve_experiment(args.experiment)
     infos = await client.search_traces([exp.experiment_id], filter_string=args.filter,
@@ -316,13 +315,9 @@ async def _traces_list(client: Any, args: argparse.Namespace) -> int:
         json.dump([info_to_dict(i) for i in infos], sys.stdout, indent=1)
         print()
         return EXIT_OK
-    print(f"{'time':<19}  {'trace_id':<35} {'name':<16} {'status':<6} {'duration':>9} "
-          f"{'tokens':>10} {'cost':>9}")
+    print(list_header())
     for info in infos:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.request_time_ms / 1000))
-        cost = fmt_cost(info.cost_usd) or "-"
-        print(f"{when:<19}  {info.trace_id:<35} {info.name[:16]:<16} {info.state:<6} "
-              f"{fmt_duration(info.duration_ms):>9} {fmt_tokens(info.tokens) or '-':>10} {cost:>9}")
+        print(list_row(info))
     print(f"{len(infos)} traces in experiment {exp.name!r} ({exp.experiment_id})",
           file=sys.stderr)
     return EXIT_OK

@@ -1,12 +1,17 @@
-"""Plain-data views of traces (JSON-ready dicts) and the text tree, shared by the headless
-commands and the explorer's yank/export."""
+"""Plain-data views of traces (JSON-ready dicts), the text tree and the list table, shared by
+the headless commands and the explorer's yank/export.
+
+The dicts carry trace data as it is (JSON output stays exact); the text views pass every
+value from the trace through ``safe_text``: they go to a terminal."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from trace_tui.core.model import Span, TokenUsage, TraceInfo, TraceTree
 from trace_tui.core.render import fmt_cost, fmt_duration, fmt_tokens
+from trace_tui.core.text import safe_text
 
 
 def tokens_dict(usage: TokenUsage | None) -> dict[str, int] | None:
@@ -28,6 +33,22 @@ def info_to_dict(info: TraceInfo) -> dict[str, Any]:
         "tags": {k: v for k, v in info.tags.items() if not k.startswith("mlflow.")},
         "assessments": len(info.assessments),
     }
+
+
+def list_header() -> str:
+    """The header line of the ``traces list`` table."""
+    return (f"{'time':<19}  {'trace_id':<35} {'name':<16} {'status':<6} {'duration':>9} "
+            f"{'tokens':>10} {'cost':>9}")
+
+
+def list_row(info: TraceInfo) -> str:
+    """One line of the ``traces list`` table (trace values made safe for a terminal)."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.request_time_ms / 1000))
+    cost = fmt_cost(info.cost_usd) or "-"
+    name = safe_text(info.name)[:16]
+    return (f"{when:<19}  {safe_text(info.trace_id):<35} {name:<16} {safe_text(info.state):<6} "
+            f"{fmt_duration(info.duration_ms):>9} {fmt_tokens(info.tokens) or '-':>10} "
+            f"{cost:>9}")
 
 
 def span_to_dict(tree: TraceTree, span: Span, *, full: bool = False) -> dict[str, Any]:
@@ -83,7 +104,7 @@ def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> s
                             if tree.tokens_mismatch else "")
     cost = f"  {fmt_cost(tree.cost_usd)}" if tree.cost_usd else ""
     lines = [
-        f"{tree.trace_id}  {tree.name}  {status}",
+        safe_text(f"{tree.trace_id}  {tree.name}  {status}"),
         f"duration {fmt_duration(tree.duration_ms)}  tokens {tree.tokens.input} in / "
         f"{tree.tokens.output} out / {tree.tokens.total} total{cost}  spans {len(tree.spans)}",
         "",
@@ -92,11 +113,12 @@ def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> s
     lines.append(f"{'span':<{name_w}} {'type':<11}{'start':>8}{'dur':>9}{'tokens':>12}"
                  f"{'subtree':>11}  waterfall")
     for span in tree.walk():
-        label = ("  " * span.depth + ("✗ " if span.is_error else "") + span.name)[:name_w]
+        label = ("  " * span.depth + ("✗ " if span.is_error else "")
+                 + safe_text(span.name))[:name_w]
         begin = int((span.start_ns - tree.start_ns) / span_total * bar_width)
         length = max(1, int((span.end_ns - span.start_ns) / span_total * bar_width))
         bar = " " * begin + "█" * min(length, bar_width - begin)
-        lines.append(f"{label:<{name_w}} {span.span_type[:10]:<11}"
+        lines.append(f"{label:<{name_w}} {safe_text(span.span_type)[:10]:<11}"
                      f"{fmt_duration(tree.offset_ms(span)):>8}"
                      f"{fmt_duration(span.duration_ms):>9}"
                      f"{_tokens(span.tokens):>12}{_tokens(span.tokens_total):>11}"

@@ -131,9 +131,8 @@ def sparkline(values: Sequence[float], width: int) -> str:
     cells = min(width, n)
     buckets: list[float] = []
     for i in range(cells):
-        lo = i * n // cells
-        hi = max(lo + 1, (i + 1) * n // cells)
-        chunk = values[lo:hi]
+        first = i * n // cells
+        chunk = values[first:max(first + 1, (i + 1) * n // cells)]
         buckets.append(sum(chunk) / len(chunk))
     lo, hi = min(buckets), max(buckets)
     last = len(SPARK_CHARS) - 1

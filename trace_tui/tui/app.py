@@ -10,6 +10,10 @@ followed by a ``LiveStream``; arrivals are queued and merged into the list once 
 
 Without a server (snapshot tests, benchmarks) pass ``source=StaticTraceSource(...)``.
 Extra screens (the sampling and evaluation screens) plug in with ``ScreenHook``.
+
+The app wires screens to state that lives in its own classes: ``TraceList`` (buffer, queued
+arrivals, pause, statistics), ``ListFeed`` (initial load and live stream) and the
+``TraceSource`` it reads (``sources.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,10 @@ import asyncio
 import importlib
 import json
 import os
-import re
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,39 +33,42 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.theme import Theme
 
 from trace_tui.config.settings import Settings
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
-from trace_tui.core.render import FEEDBACK_NAME, percentiles, rate_per_min, trace_to_dict
+from trace_tui.core.render import FEEDBACK_NAME, trace_to_dict
+from trace_tui.core.text import safe_text
 from trace_tui.tui.commands import ExplorerCommands
+from trace_tui.tui.feed import ListFeed
+from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
-from trace_tui.tui.screens.modals import (
-    ExperimentPicker,
-    FeedbackScreen,
-    HelpScreen,
-    PromptScreen,
-    binding_rows,
-)
+from trace_tui.tui.screens.help import HelpScreen, explorer_help_rows
+from trace_tui.tui.screens.modals import ExperimentPicker, FeedbackScreen, PromptScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
-from trace_tui.tui.widgets.line_list import LineList
-from trace_tui.tui.widgets.span_waterfall import SpanWaterfall
-from trace_tui.tui.widgets.status import FilterBar, ListStatus
-from trace_tui.tui.widgets.trace_table import SORTS, TraceBuffer, TraceTable
+from trace_tui.tui.sources import StaticTraceSource, TraceSource, supports_live
+from trace_tui.tui.widgets.status import ListStatus
+from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
 
 if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after the first frame
+    from collections import deque
+
     from trace_tui.core.client import Experiment
-    from trace_tui.core.stream import LiveStream
+
+__all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
+           "compose_filter"]
 
 TICK_S = 0.25  # how often queued arrivals are merged into the list (one repaint per tick)
-STATS_EVERY_S = 1.0  # percentiles / rate / sparkline refresh
-SPARK_TRACES = 24 * 8  # the sparkline covers the newest N listed traces
 DEFAULT_SLOW_MS = 1000.0
-ERRORS_CLAUSE = "trace.status = 'ERROR'"
 TRACE_VIEW = "trace-view"
-INLINE_DECODE_SPANS = 300  # smaller traces decode on the event loop
+# Decoding costs ~28 us a span (8 ms for 300, 0.6 s for 10k): only traces this small decode
+# on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
+# keys keep being answered while a big trace opens.
+INLINE_DECODE_SPANS = 64
 
 
 @dataclass(frozen=True)
@@ -75,111 +80,6 @@ class ScreenHook:
     key: str
     description: str
     factory: Callable[[TraceExplorerApp], Screen[Any]]
-
-
-# --------------------------------------------------------------------------- static source
-
-
-class StaticTraceSource:
-    """An in-memory stand-in for ``MlflowClient`` (frozen fixtures, benchmarks).
-
-    Serves the given trace payloads (``{"trace_info": ..., "spans": [...]}``) and/or bare
-    TraceInfos. Filters: ``trace.status = 'X'`` and ``trace.execution_time_ms > N`` (AND);
-    anything else is rejected like the server does. Feedback is kept in memory.
-    """
-
-    supports_live = False
-
-    def __init__(self, payloads: Iterable[Mapping[str, Any]] = (), *,
-                 infos: Iterable[TraceInfo] = (), experiment_name: str = "frozen",
-                 experiment_id: str = "1", tracking_uri: str = "static://") -> None:
-        from trace_tui.core.client import Experiment
-
-        self.tracking_uri = tracking_uri
-        self.experiment = Experiment(experiment_id, experiment_name)
-        self.raw: dict[str, dict[str, Any]] = {}
-        by_id: dict[str, TraceInfo] = {}
-        for payload in payloads:
-            info = TraceInfo.from_json(payload["trace_info"])
-            self.raw[info.trace_id] = dict(payload)
-            by_id[info.trace_id] = info
-        for info in infos:
-            by_id[info.trace_id] = info
-        self.infos = sorted(by_id.values(), key=lambda i: i.request_time_ms, reverse=True)
-        self._assessments = 0
-
-    @classmethod
-    def from_files(cls, paths: Iterable[Path | str], **kwargs: Any) -> StaticTraceSource:
-        return cls([json.loads(Path(p).read_text()) for p in paths], **kwargs)
-
-    async def close(self) -> None:
-        return None
-
-    async def resolve_experiment(self, name_or_id: str | None) -> Experiment:
-        return self.experiment
-
-    async def search_experiments(self, filter_string: str | None = None) -> list[Experiment]:
-        return [self.experiment]
-
-    def _match(self, filter_string: str | None) -> Callable[[TraceInfo], bool]:
-        tests: list[Callable[[TraceInfo], bool]] = []
-        for clause in filter(None, (c.strip() for c in
-                                    re.split(r"\s+AND\s+", filter_string or "", flags=re.I))):
-            if m := re.fullmatch(r"trace\.status\s*=\s*'(\w+)'", clause):
-                tests.append(lambda i, s=m[1]: i.state == s)
-            elif m := re.fullmatch(r"trace\.execution_time_ms\s*>\s*([\d.]+)", clause):
-                tests.append(lambda i, t=float(m[1]): (i.duration_ms or 0) > t)
-            elif m := re.fullmatch(r"trace\.timestamp_ms\s*>=\s*(\d+)", clause):
-                tests.append(lambda i, t=int(m[1]): i.request_time_ms >= t)
-            else:
-                raise MlflowApiError("INVALID_PARAMETER_VALUE",
-                                     f"Invalid clause(s) in filter string: {clause!r}",
-                                     400, "traces/search")
-        return lambda info: all(t(info) for t in tests)
-
-    async def iter_trace_pages(self, experiment_ids: Sequence[str], *,
-                               filter_string: str | None = None,
-                               order_by: Sequence[str] | None = None,
-                               max_results: int | None = None,
-                               page_size: int = 500) -> AsyncIterator[list[TraceInfo]]:
-        match = self._match(filter_string)
-        rows = [i for i in self.infos if match(i)]
-        if order_by and "ASC" in order_by[0]:
-            rows.reverse()
-        if max_results is not None:
-            rows = rows[:max_results]
-        for start in range(0, len(rows), page_size):
-            yield rows[start:start + page_size]
-
-    async def search_traces(self, experiment_ids: Sequence[str], **kwargs: Any
-                            ) -> list[TraceInfo]:
-        return [i async for page in self.iter_trace_pages(experiment_ids, **kwargs)
-                for i in page]
-
-    async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
-        if trace_id not in self.raw:
-            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST",
-                                 f"Trace with ID '{trace_id}' not found.", 404, "traces/get")
-        return self.raw[trace_id]
-
-    async def get_trace(self, trace_id: str) -> TraceTree:
-        return decode_trace(await self.get_trace_json(trace_id))
-
-    async def get_trace_info(self, trace_id: str) -> TraceInfo:
-        for info in self.infos:
-            if info.trace_id == trace_id:
-                return info
-        raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Trace with ID '{trace_id}' not found.",
-                             404, "traces/get")
-
-    async def create_assessment(self, trace_id: str, name: str, value: Any, *,
-                                source_type: str = "HUMAN", source_id: str = "trace-tui",
-                                rationale: str | None = None, span_id: str | None = None,
-                                **_: Any) -> Assessment:
-        self._assessments += 1
-        return Assessment(assessment_id=f"a-static-{self._assessments}", name=name,
-                          source_type=source_type, source_id=source_id, value=value,
-                          rationale=rationale or "", span_id=span_id)
 
 
 # --------------------------------------------------------------------------- the app
@@ -208,7 +108,7 @@ class TraceExplorerApp(App[None]):
         settings: Settings | None = None,
         mouse: bool = True,
         server_label: str = "",
-        source: Any = None,
+        source: TraceSource | None = None,
         screen_hooks: Iterable[ScreenHook] = (),
         export_dir: Path | str | None = None,
         clock: Callable[[], float] = time.time,
@@ -225,7 +125,7 @@ class TraceExplorerApp(App[None]):
         self.persist_settings = persist_settings
         self.tracking_uri = tracking_uri
         self.server_label = server_label or tracking_uri
-        self._client: Any = source  # None: an MlflowClient, created on first use
+        self._client: TraceSource | None = source  # None: an MlflowClient, made on first use
         self._client_import: threading.Thread | None = None
         if source is None and "trace_tui.core.stream" not in sys.modules:
             # aiohttp takes ~0.5 s to import: overlap it with Textual's start-up
@@ -233,18 +133,15 @@ class TraceExplorerApp(App[None]):
                 target=importlib.import_module, args=("trace_tui.core.stream",),
                 name="trace-tui-import", daemon=True)
             self._client_import.start()
-        self.live_enabled = source is None or bool(getattr(source, "supports_live", True))
         self.experiment_ref = experiment or settings.last_experiment or None
         self.experiment: Experiment | None = None
         self.user_filter = (filter_string or "").strip()
         self.errors_only = False
         self.slow_ms: float | None = None
-        self.active_filter: str | None = None  # what the current list was loaded with
-        self.paused = False
         self.conn_state = "connecting"
         self.conn_error = ""
-        self.buffer = TraceBuffer(settings.buffer_size)
-        self.pending: deque[TraceInfo] = deque(maxlen=settings.buffer_size)
+        self.traces = TraceList(settings.buffer_size, clock=clock, table=lambda: self.table)
+        self.feed = ListFeed(self, self.traces, settings, clock)
         self.export_dir = Path(export_dir) if export_dir else Path.cwd()
         self.clock = clock
         self.mouse_enabled = mouse and settings.mouse
@@ -255,12 +152,6 @@ class TraceExplorerApp(App[None]):
         self.last_export: Path | None = None
         self._explorer: ExplorerScreen | None = None
         self._trace_view: TraceViewScreen | None = None
-        self._stats_version = -1
-        self._stats_at = 0.0
-        self._stats: tuple[float | None, ...] = (None, None, None)
-        self._spark: list[float] = []
-        self._rate = 0.0
-        self._stream: LiveStream | None = None
         if settings.theme in self.available_themes:
             self.theme = settings.theme
 
@@ -272,7 +163,7 @@ class TraceExplorerApp(App[None]):
                            **kwargs)
 
     @property
-    def client(self) -> Any:
+    def client(self) -> TraceSource:
         """The ``MlflowClient`` (or the source given): for workers and extra screens."""
         if self._client is None:
             from trace_tui.core.client import MlflowClient
@@ -280,13 +171,42 @@ class TraceExplorerApp(App[None]):
             self._client = MlflowClient(self.tracking_uri, read_retries=2, timeout_s=20.0)
         return self._client
 
-    async def _ensure_client(self) -> Any:
+    @property
+    def live_enabled(self) -> bool:
+        return self._client is None or supports_live(self._client)
+
+    # the list's state, under the names screens, tests and benchmarks use
+    @property
+    def buffer(self) -> TraceBuffer:
+        return self.traces.buffer
+
+    @property
+    def pending(self) -> deque[TraceInfo]:
+        return self.traces.pending
+
+    @property
+    def paused(self) -> bool:
+        return self.traces.paused
+
+    @property
+    def active_filter(self) -> str | None:
+        """The filter the current list was loaded with."""
+        return self.feed.active_filter
+
+    async def _ensure_client(self) -> TraceSource:
         """The client, importing aiohttp in a thread so the first frame is not held up."""
         if self._client is None:
             if self._client_import is not None:
                 await asyncio.to_thread(self._client_import.join)
             await asyncio.to_thread(importlib.import_module, "trace_tui.core.stream")
         return self.client
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every toast (screens and widgets end up here) shows its text literally: messages
+        carry server errors (``[SQL: ...]``) and trace names, so no markup, no controls."""
+        super().notify(safe_text(message, multiline=True), title=safe_text(title),
+                       severity=severity, timeout=timeout, markup=False)
 
     def get_default_screen(self) -> Screen[Any]:
         return ExplorerScreen()
@@ -312,13 +232,12 @@ class TraceExplorerApp(App[None]):
             self.notify(f"settings ignored: {warning}", severity="warning", timeout=8)
 
     async def on_unmount(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
+        self.feed.close()
         if self._client is not None:
             await self._client.close()
 
-    def _theme_changed(self, theme: Any) -> None:
-        name = getattr(theme, "name", str(theme))
+    def _theme_changed(self, theme: Theme) -> None:
+        name = theme.name
         if name != self.settings.theme:
             self.settings.theme = name
             self._save_settings()
@@ -366,161 +285,77 @@ class TraceExplorerApp(App[None]):
 
     @work(exclusive=True, group="stream")
     async def _stream_worker(self, filter_string: str) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-        await self._ensure_client()
-        from trace_tui.core.stream import LiveStream
+        self.feed.close()
+        source = await self._ensure_client()
+        experiment = await self._resolve_experiment(source)
+        if experiment is not None:
+            await self.feed.run(source, experiment, filter_string)
 
+    async def _resolve_experiment(self, source: TraceSource) -> Experiment | None:
+        """The experiment to list (retried while the server is unreachable)."""
         backoff = 0.5
         while self.experiment is None:
-            self._set_conn("connecting")
+            self.set_conn("connecting")
             try:
-                self.experiment = await self.client.resolve_experiment(self.experiment_ref)
+                self.experiment = await source.resolve_experiment(self.experiment_ref)
             except MlflowUnavailableError as exc:
-                self._set_conn("reconnecting", str(exc))
+                self.set_conn("reconnecting", str(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(10.0, backoff * 2)
                 continue
             except MlflowApiError as exc:
-                self._set_conn("error", str(exc))
+                self.set_conn("error", str(exc))
                 self.notify(str(exc), title="experiment", severity="error", timeout=10)
-                return
+                return None
             if self.settings.last_experiment != self.experiment.name:
                 self.settings.last_experiment = self.experiment.name
                 self._save_settings()
-        exp_ids = [self.experiment.experiment_id]
-        fs = filter_string or None
-        while True:
-            self._set_conn("loading")
-            try:
-                first = True
-                async for page in self.client.iter_trace_pages(
-                        exp_ids, filter_string=fs, max_results=self.buffer.capacity):
-                    if first:
-                        self._reset_list()
-                        self.active_filter = filter_string
-                        first = False
-                    self._merge(page)
-                if first:
-                    self._reset_list()
-                    self.active_filter = filter_string
-                break
-            except MlflowUnavailableError as exc:
-                self._set_conn("reconnecting", str(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(10.0, backoff * 2)
-            except MlflowApiError as exc:
-                self._set_conn("error", str(exc))
-                self._filter_error(str(exc))
-                return
-        self._update_status(force=True)
-        if not self.live_enabled:
-            self._set_conn("static")
-            return
-        newest = max((r.request_time_ms for r in self.buffer.rows), default=0)
-        since = newest or int(self.clock() * 1000)
-        stream = LiveStream(self.client, exp_ids, filter_string=fs, since_ms=since,
-                            lookback_ms=int(self.settings.lookback_s * 1000),
-                            poll_interval_s=self.settings.refresh_interval_s)
-        seen = getattr(getattr(stream, "cursor", None), "accept_seen", None)
-        if seen is not None:  # settled traces the initial load listed need not come again
-            now_ms = int(self.clock() * 1000)
-            floor = since - int(self.settings.lookback_s * 1000) * 2
-            seen({r.trace_id: r.request_time_ms for r in self.buffer.rows
-                  if r.request_time_ms >= floor and r.finished
-                  and now_ms - r.request_time_ms - (r.duration_ms or 0) > 10_000})
-        self._stream = stream
-        self._set_conn("live")
-        try:
-            async for batch in stream:
-                if batch.connected:
-                    self._set_conn("live")
-                    self.pending.extend(batch.traces)
-                else:
-                    self._set_conn("reconnecting", batch.error or "server unreachable")
-        except MlflowApiError as exc:
-            self._set_conn("error", str(exc))
-            self._filter_error(str(exc))
-        finally:
-            stream.close()
-            if self._stream is stream:
-                self._stream = None
+        return self.experiment
 
     def ingest(self, infos: Iterable[TraceInfo]) -> None:
         """Queue traces for the next tick (what the stream does; also used by benchmarks)."""
-        self.pending.extend(infos)
-
-    def _reset_list(self) -> None:
-        self.pending.clear()
-        table = self.table
-        if table is not None:
-            table.reset()
-        else:
-            self.buffer.clear()
-        self._stats_version = -1
-
-    def _merge(self, infos: list[TraceInfo]) -> None:
-        table = self.table
-        if table is not None:
-            table.merge(infos)
-        else:
-            self.buffer.merge(infos)
+        self.traces.ingest(infos)
 
     def _tick(self) -> None:
-        if self.pending and not self.paused:
-            batch = list(self.pending)
-            self.pending.clear()
-            self._merge(batch)
+        self.traces.tick()
         self._update_status()
 
-    def _set_conn(self, state: str, error: str = "") -> None:
+    # FeedHost: what the feed reports
+    def set_conn(self, state: str, error: str = "") -> None:
         if (state, error) != (self.conn_state, self.conn_error):
             self.conn_state, self.conn_error = state, error
             self._update_status(force=True)
             if self.is_running and self._explorer is not None:
                 self.screen.post_message(ConnectionChanged(state, error))
 
+    def filter_failed(self, message: str) -> None:
+        self._filter_error(message)
+
+    def list_loaded(self) -> None:
+        self._update_status(force=True)
+
     def _update_status(self, force: bool = False) -> None:
         screen = self._explorer
         if screen is None or not screen.is_mounted:
             return
-        now = time.monotonic()
-        if self.buffer.version != self._stats_version and (
-                force or now - self._stats_at >= STATS_EVERY_S):
-            self._recompute_stats()
-            self._stats_at = now
+        traces = self.traces
+        if traces.refresh_stats(force):
             force = True
-        if not force and not (self.paused and self.pending):
+        if not force and not (traces.paused and traces.pending):
             return
         state = self.conn_state
-        if self.paused and state in ("live", "static"):
+        if traces.paused and state in ("live", "static"):
             state = "paused"
         exp = self.experiment
+        p50, p95, p99 = traces.stats
         status = ListStatus(
             state=state, error=self.conn_error, uri=self.server_label,
             experiment=(f"{exp.name} (#{exp.experiment_id})" if exp else
                         self.experiment_ref or ""),
-            count=len(self.buffer), capacity=self.buffer.capacity,
-            pending=len(self.pending), rate_per_min=self._rate,
-            p50=self._stats[0], p95=self._stats[1], p99=self._stats[2], spark=self._spark)
+            count=len(traces.buffer), capacity=traces.buffer.capacity,
+            pending=len(traces.pending), rate_per_min=traces.rate,
+            p50=p50, p95=p95, p99=p99, spark=traces.spark)
         screen.status_line.set_status(status)
-
-    def _recompute_stats(self) -> None:
-        buf = self.buffer
-        self._stats_version = buf.version
-        self._stats = tuple(percentiles(buf.durations(), presorted=True))
-        self._spark = [r.duration_ms or 0.0 for r in buf.newest(SPARK_TRACES)]
-        now_ms = int(self.clock() * 1000)
-        if buf.sort == "time":
-            times = []
-            for r in buf.rows:
-                if r.request_time_ms <= now_ms - 60_000:
-                    break
-                times.append(r.request_time_ms)
-        else:
-            times = [r.request_time_ms for r in buf.rows]
-        self._rate = rate_per_min(times, now_ms)
 
     # ------------------------------------------------------------------ filters and sort
 
@@ -536,7 +371,7 @@ class TraceExplorerApp(App[None]):
         if self.slow_ms is not None:
             slow = None
         else:
-            p95 = percentiles(self.buffer.durations(), (95,), presorted=True)[0]
+            p95 = self.traces.p95()
             slow = round(p95) if p95 else DEFAULT_SLOW_MS
         self._validate_and_apply(self.user_filter, self.errors_only, slow)
 
@@ -574,20 +409,12 @@ class TraceExplorerApp(App[None]):
         self._explorer.filter_bar.set_state(self.user_filter, quick, self.buffer.sort)
 
     def cycle_sort(self) -> None:
-        sort = SORTS[(SORTS.index(self.buffer.sort) + 1) % len(SORTS)]
-        table = self.table
-        if table is not None:
-            table.set_sort(sort)
-        else:
-            self.buffer.set_sort(sort)
+        self.traces.cycle_sort()
         self._update_filter_bar()
 
     def toggle_live(self) -> None:
-        self.paused = not self.paused
-        if not self.paused:
-            self._tick()
-            if self._stream is not None:
-                self._stream.poke()
+        if not self.traces.toggle_pause():
+            self.feed.poke()
         self._update_status(force=True)
 
     # ------------------------------------------------------------------ experiments
@@ -645,7 +472,7 @@ class TraceExplorerApp(App[None]):
                 self.go_to_trace(value if value.startswith("tr-") else f"tr-{value}")
         self.push_screen(PromptScreen("Go to trace id", "tr-…"), done)
 
-    async def fetch_trace(self, trace_id: str, screen: Any = None
+    async def fetch_trace(self, trace_id: str, screen: TraceViewScreen | None = None
                           ) -> tuple[TraceTree, dict[str, Any]]:
         """The trace with its spans and its raw JSON (decoded off the event loop)."""
         raw = await self.client.get_trace_json(trace_id)
@@ -720,12 +547,7 @@ class TraceExplorerApp(App[None]):
         self.last_assessment = assessment
         info = self.buffer.by_id.get(trace_id)
         if info is not None:
-            updated = replace(info, assessments=[*info.assessments, assessment])
-            table = self.table
-            if table is not None:
-                table.replace(updated)
-            else:
-                self.buffer.replace(updated)
+            self.traces.replace(replace(info, assessments=[*info.assessments, assessment]))
         for screen in self.screen_stack:
             if isinstance(screen, TraceViewScreen) and screen.trace_id == trace_id:
                 screen.feedback_logged(assessment)
@@ -745,17 +567,7 @@ class TraceExplorerApp(App[None]):
                              or self.check_action("open_hook", (b.action[11:-2],)))]
         extra = [Binding(h.key, f"open_hook('{h.name}')", h.description, id=f"app.{h.name}")
                  for h in self.screen_hooks.values() if h.name not in ("sampling", "evaluation")]
-        return binding_rows([
-            ("everywhere", [*app_bindings, *extra,
-                            Binding("ctrl+p", "command_palette", "Command palette",
-                                    id="app.palette"),
-                            Binding("ctrl+q", "quit", "Quit", id="app.force_quit")]),
-            ("trace list", [*ExplorerScreen.BINDINGS, *TraceTable.BINDINGS]),
-            ("filter bar", [Binding("enter", "apply", "Apply the filter", id="filter.apply"),
-                            *FilterBar.BINDINGS]),
-            ("trace view", [*TraceViewScreen.BINDINGS, *SpanWaterfall.BINDINGS]),
-            ("lists (both)", LineList.BINDINGS),
-        ])
+        return explorer_help_rows([*app_bindings, *extra])
 
     def action_open_hook(self, name: str) -> None:
         self.open_hook(name)
@@ -764,16 +576,6 @@ class TraceExplorerApp(App[None]):
         hook = self.screen_hooks.get(name)
         if hook is not None:
             self.push_screen(hook.factory(self))
-
-
-def compose_filter(user_filter: str, errors_only: bool, slow_ms: float | None) -> str:
-    """The user's filter AND the quick filters, as one MLflow filter string."""
-    clauses = [user_filter.strip()] if user_filter.strip() else []
-    if errors_only:
-        clauses.append(ERRORS_CLAUSE)
-    if slow_ms is not None:
-        clauses.append(f"trace.execution_time_ms > {slow_ms:g}")
-    return " AND ".join(clauses)
 
 
 def _write_text(path: Path, text: str) -> None:

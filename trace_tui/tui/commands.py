@@ -8,7 +8,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from trace_tui.core.text import safe_text
+from trace_tui.tui.widgets.safe import markup_literal
 
 if TYPE_CHECKING:
     from trace_tui.tui.app import TraceExplorerApp
@@ -64,15 +68,17 @@ class ExplorerCommands(Provider):
                 break
         if TRACE_ID_RE.match(lowered):
             trace_id = lowered if lowered.startswith("tr-") else f"tr-{lowered}"
-            yield Hit(1.0, f"Go to trace {trace_id}", partial(app.go_to_trace, trace_id),
+            yield Hit(1.0, Text(f"Go to trace {trace_id}"), partial(app.go_to_trace, trace_id),
                       help="Open this trace (fetched from the server if not listed)")
         if lowered.startswith("tr-") and len(lowered) >= 4:
             count = 0
             for trace_id in list(app.buffer.by_id):
                 if trace_id.startswith(lowered) and trace_id != lowered:
                     info = app.buffer.by_id[trace_id]
-                    yield Hit(0.9, f"Go to trace {trace_id}",
-                              partial(app.go_to_trace, trace_id), help=info.name)
+                    # ids and names come from the server: plain text, never markup
+                    yield Hit(0.9, Text(f"Go to trace {safe_text(trace_id)}"),
+                              partial(app.go_to_trace, trace_id),
+                              help=markup_literal(info.name))
                     count += 1
                     if count >= MAX_ID_HITS:
                         break

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # the evaluation chain loads aiohttp and numpy: not on the start path
     from trace_tui.core.client import MlflowClient
     from trace_tui.evaluation.loop import JudgeLoop, QueueCounts
     from trace_tui.evaluation.report import PolicyReport
     from trace_tui.evaluation.worker import EvalSummary, TraceOutcome
+    from trace_tui.tui.sources import TraceSource
 
 DRY_RUN_WINDOWS = (("1h", 3600.0), ("6h", 21_600.0), ("24h", 86_400.0), ("7d", 604_800.0))
 
@@ -43,11 +44,13 @@ class JudgeConsole:
     def cycle_window(self) -> None:
         self.window_index = (self.window_index + 1) % len(DRY_RUN_WINDOWS)
 
-    async def open(self, client: MlflowClient, path: Path) -> JudgeLoop:
-        """Load and validate a policy; on error keep the previous one and raise."""
+    async def open(self, client: TraceSource, path: Path) -> JudgeLoop:
+        """Load and validate a policy; on error keep the previous one and raise. Sampling and
+        judging write runs and tags: they need the app's source to be an ``MlflowClient``
+        (a static source fails at the first call the policy needs)."""
         from trace_tui.evaluation.loop import JudgeLoop
 
-        loop = await JudgeLoop.open(client, path, self.experiment)
+        loop = await JudgeLoop.open(cast("MlflowClient", client), path, self.experiment)
         self.policy_path, self.loop, self.error = path, loop, ""
         self.dry_run = self.counts = self.report = None
         return loop

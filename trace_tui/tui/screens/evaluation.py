@@ -4,19 +4,23 @@ level, so it keeps judging while the user browses traces."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.widgets import DataTable, Footer, RichLog
 
 from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.text import safe_text
 from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
+    from trace_tui.evaluation.worker import TraceOutcome
     from trace_tui.tui.app import TraceExplorerApp
 
 
@@ -45,12 +49,12 @@ class EvaluationScreen(Screen[None]):
 
     @property
     def tapp(self) -> TraceExplorerApp:
-        return self.app  # type: ignore[return-value]
+        return cast("TraceExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("", id="eval-title")
-            yield Static("", id="eval-status")
+            yield SafeStatic("", id="eval-title", multiline=False)
+            yield SafeStatic("", id="eval-status")
             with Horizontal(id="eval-body"):
                 yield RichLog(id="verdicts", markup=False, wrap=False, max_lines=500)
                 yield DataTable(id="report", zebra_stripes=True, cursor_type="row")
@@ -67,7 +71,7 @@ class EvaluationScreen(Screen[None]):
         self.set_interval(0.5, self._tick)
         self._show_status()
         if self.console.loop is None:
-            self.query_one("#eval-status", Static).update(
+            self.query_one("#eval-status", SafeStatic).update(
                 "no policy open: press escape, then s to open one in the sampling screen")
             return
         self.refresh_all()
@@ -112,7 +116,8 @@ class EvaluationScreen(Screen[None]):
             await self.console.refresh_report()
         except TraceTuiError as exc:
             self.query_one("#report", DataTable).clear()
-            self.query_one("#report", DataTable).border_subtitle = str(exc)[:120]
+            self.query_one("#report", DataTable).border_subtitle = Text(
+                safe_text(str(exc)[:120]))  # a str title is markup
             return
         self._show_report()
 
@@ -133,17 +138,17 @@ class EvaluationScreen(Screen[None]):
         self._shown = len(self.console.recent)
         self._show_status()
 
-    def _log(self, outcome) -> None:  # type: ignore[no-untyped-def]
+    def _log(self, outcome: TraceOutcome) -> None:
         verdicts = " ".join(f"{k}={v}" for k, v in outcome.verdicts.items())
         line = f"{outcome.trace_id}  {outcome.state:<7} {verdicts}"
         if outcome.error:
             line += f"  {outcome.error[:80]}"
-        self.query_one("#verdicts", RichLog).write(line)
+        self.query_one("#verdicts", RichLog).write(Text(safe_text(line)))
 
     def _show_status(self) -> None:
         c = self.console
         name = c.loop.policy.name if c.loop else "no policy"
-        self.query_one("#eval-title", Static).update(
+        self.query_one("#eval-title", SafeStatic).update(
             f"Evaluation · policy {name} · r: start/stop worker · f: retry failed · "
             "R: refresh report")
         if c.loop is None:
@@ -158,7 +163,7 @@ class EvaluationScreen(Screen[None]):
             worker = f"worker: idle (last run judged {s.done}, failed {s.failed})"
         else:
             worker = "worker: idle (r to start)"
-        self.query_one("#eval-status", Static).update(f"{queue}\n{worker}")
+        self.query_one("#eval-status", SafeStatic).update(f"{queue}\n{worker}")
 
     def _show_report(self) -> None:
         table = self.query_one("#report", DataTable)
@@ -167,11 +172,16 @@ class EvaluationScreen(Screen[None]):
         if report is None:
             return
         for judge in report.to_dict()["judges"]:
-            table.add_row(judge["judge"], "(all)", _pct(judge["estimate"]),
-                          _ci(judge), str(judge["n_judged"]), f"{judge['population']:g}")
+            _add_row(table, judge["judge"], "(all)", _pct(judge["estimate"]),
+                     _ci(judge), str(judge["n_judged"]), f"{judge['population']:g}")
             for s in judge.get("strata", []):
-                table.add_row("", s["stratum"], _pct(s.get("estimate")), _ci(s),
-                              str(s["n_judged"]), f"{s['population']:g}")
+                _add_row(table, "", s["stratum"], _pct(s.get("estimate")), _ci(s),
+                         str(s["n_judged"]), f"{s['population']:g}")
+
+
+def _add_row(table: DataTable[Text], *cells: object) -> None:
+    """A row of plain text: DataTable parses a str cell as markup."""
+    table.add_row(*(Text(safe_text(c)) for c in cells))
 
 
 def _pct(value: float | None) -> str:

@@ -1,75 +1,24 @@
-"""Modal screens: help (all bindings), feedback comment, experiment picker."""
+"""Modal screens: feedback comment, experiment picker, one-line prompt (help: help.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
+
+from trace_tui.core.text import safe_text
+from trace_tui.tui.widgets.safe import SafeLabel
 
 if TYPE_CHECKING:
     from trace_tui.core.client import Experiment  # aiohttp: not on the start path
 
-
-
-def binding_rows(scopes: Iterable[tuple[str, Sequence[BindingType]]]) -> list[tuple[str, ...]]:
-    """(scope, keys, description, id) for every Binding in ``scopes``."""
-    rows = []
-    for scope, bindings in scopes:
-        for b in bindings:
-            if not isinstance(b, Binding):
-                continue
-            keys = b.key_display or ", ".join(
-                {"question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
-                 "left_square_bracket": "[", "right_square_bracket": "]"}.get(k, k)
-                for k in b.key.split(","))
-            rows.append((scope, keys, b.description or b.action, b.id or ""))
-    return rows
-
-
-class HelpScreen(ModalScreen[None]):
-    """Every key binding with its id and description."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close"),
-    ]
-
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 90%; max-width: 110; height: 90%; border: thick $primary; background: $surface;
-        padding: 0 1;
-    }
-    """
-
-    def __init__(self, rows: list[tuple[str, ...]]) -> None:
-        super().__init__()
-        self.rows = rows
-
-    def compose(self) -> ComposeResult:
-        table = Table(title="trace-tui keys  (esc to close, ctrl+p for the command palette)",
-                      expand=True, show_edge=False, header_style="bold")
-        table.add_column("where", style="dim", no_wrap=True)
-        table.add_column("key", style="bold cyan", no_wrap=True)
-        table.add_column("what")
-        table.add_column("id (for keymaps)", style="dim", no_wrap=True)
-        last = ""
-        for scope, keys, desc, bid in self.rows:
-            table.add_row(scope if scope != last else "", keys, desc, bid)
-            last = scope
-        with VerticalScroll():
-            yield Static(table)
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)
 
 
 class FeedbackScreen(ModalScreen[str | None]):
@@ -95,7 +44,8 @@ class FeedbackScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         thumb = "👍 good" if self.value else "👎 bad"
         with Vertical():
-            yield Label(Text.assemble((thumb, "bold"), " feedback on ", (self.target, "bold")))
+            yield SafeLabel(Text.assemble((thumb, "bold"), " feedback on ",
+                                          (safe_text(self.target), "bold")))
             yield Input(placeholder="optional comment (enter: send, esc: cancel)",
                         id="feedback-comment")
 
@@ -132,10 +82,11 @@ class ExperimentPicker(ModalScreen["Experiment | None"]):
         options = []
         for e in self.experiments:
             mark = "● " if e.experiment_id == self.current else "  "
-            options.append(Option(f"{mark}{e.name}  (#{e.experiment_id})", id=e.experiment_id))
+            options.append(Option(Text(safe_text(f"{mark}{e.name}  (#{e.experiment_id})")),
+                                  id=e.experiment_id))
         with Vertical():
-            yield Label("Switch experiment (enter: pick, esc: cancel)")
-            yield OptionList(*options, id="experiments")
+            yield SafeLabel("Switch experiment (enter: pick, esc: cancel)")
+            yield OptionList(*options, id="experiments", markup=False)
 
     def on_mount(self) -> None:
         ids = [e.experiment_id for e in self.experiments]
@@ -172,7 +123,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text)
+            yield SafeLabel(self.title_text)
             yield Input(placeholder=self.placeholder, id="prompt-input")
 
     @on(Input.Submitted)

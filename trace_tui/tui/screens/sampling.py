@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input
 
 from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.text import safe_text
 from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
     from trace_tui.tui.app import TraceExplorerApp
@@ -49,16 +52,16 @@ class SamplingScreen(Screen[None]):
 
     @property
     def tapp(self) -> TraceExplorerApp:
-        return self.app  # type: ignore[return-value]
+        return cast("TraceExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("", id="sampling-title")
+            yield SafeStatic("", id="sampling-title", multiline=False)
             yield Input(value=str(self.console.policy_path or ""), id="policy-path",
                         placeholder="policy TOML file (enter: open and validate)")
-            yield Static("", id="sampling-error")
+            yield SafeStatic("", id="sampling-error")
             yield DataTable(id="strata", zebra_stripes=True, cursor_type="row")
-            yield Static("", id="sampling-totals")
+            yield SafeStatic("", id="sampling-totals")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -119,7 +122,7 @@ class SamplingScreen(Screen[None]):
         await self._dry_run()
 
     async def _dry_run(self) -> None:
-        self.query_one("#sampling-totals", Static).update("computing the plan ...")
+        self.query_one("#sampling-totals", SafeStatic).update("computing the plan ...")
         try:
             await self.console.refresh_dry_run()
             self.console.error = ""
@@ -144,21 +147,22 @@ class SamplingScreen(Screen[None]):
     def _show(self) -> None:
         c = self.console
         name = c.loop.policy.name if c.loop else "no policy"
-        self.query_one("#sampling-title", Static).update(
+        self.query_one("#sampling-title", SafeStatic).update(
             f"Sampling · policy {name} · dry run over the last {c.window[0]} (w: change)")
-        self.query_one("#sampling-error", Static).update(c.error)
+        self.query_one("#sampling-error", SafeStatic).update(c.error)
         table = self.query_one(DataTable)
         table.clear()
         if c.dry_run is None:
             return
         frame, totals = c.dry_run
         for row in frame.to_dict(orient="records"):
-            table.add_row(str(row.get("rule", "")), str(row.get("stratum", "")),
-                          _num(row.get("population"), 0), _rate(row.get("rate")),
-                          _num(row.get("expected_sample"), 1),
-                          _num(row.get("expected_judge_tokens"), 0),
-                          _money(row.get("expected_cost_usd")))
-        self.query_one("#sampling-totals", Static).update(
+            cells = (row.get("rule", ""), row.get("stratum", ""),
+                     _num(row.get("population"), 0), _rate(row.get("rate")),
+                     _num(row.get("expected_sample"), 1),
+                     _num(row.get("expected_judge_tokens"), 0),
+                     _money(row.get("expected_cost_usd")))
+            table.add_row(*(Text(safe_text(c)) for c in cells))  # a str cell is markup
+        self.query_one("#sampling-totals", SafeStatic).update(
             f"{totals.get('strata', 0)} strata · population {totals.get('population', 0)} · "
             f"expected sample {totals.get('expected_sample', 0):.1f} · judge tokens "
             f"{totals.get('expected_judge_tokens', 0):,.0f} · cost "

@@ -15,11 +15,15 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from trace_tui.core.text import safe_text
+
 
 def fit(text: str, width: int, align: str = "left") -> str:
-    """``text`` cropped or padded to exactly ``width`` cells."""
+    """``text`` made safe (control and bidi characters escaped: every cell of the line-API
+    lists is built here) and cropped or padded to exactly ``width`` cells."""
     if width <= 0:
         return ""
+    text = safe_text(text)
     length = cell_len(text)
     if length == width:
         return text

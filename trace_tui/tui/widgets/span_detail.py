@@ -15,7 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from trace_tui.core.model import INPUTS_ATTR, OUTPUTS_ATTR, Assessment, Span, TraceTree
 from trace_tui.core.render import (
@@ -26,6 +26,8 @@ from trace_tui.core.render import (
     to_json_text,
     truncate_text,
 )
+from trace_tui.core.text import safe_text
+from trace_tui.tui.widgets.safe import SafeStatic
 
 TABS = ("inputs", "outputs", "attributes", "events", "assessments")
 TAB_TITLES = {"inputs": "Inputs", "outputs": "Outputs", "attributes": "Attributes",
@@ -64,7 +66,7 @@ class SpanDetail(Widget):
             for tab in TABS:
                 with TabPane(TAB_TITLES[tab], id=f"tab-{tab}"), VerticalScroll(
                         id=f"scroll-{tab}", can_focus=True):
-                    yield Static("", id=f"body-{tab}", classes="detail-body", markup=False)
+                    yield SafeStatic("", id=f"body-{tab}", classes="detail-body")
 
     # ------------------------------------------------------------------ API
 
@@ -88,7 +90,7 @@ class SpanDetail(Widget):
     def body_text(self, tab: str) -> str:
         """The rendered (possibly truncated) text of a tab, as plain text."""
         self._ensure(tab)
-        body = self.query_one(f"#body-{tab}", Static)
+        body = self.query_one(f"#body-{tab}", SafeStatic)
         content = body.content
         return content.plain if isinstance(content, Text) else str(content)
 
@@ -155,12 +157,12 @@ class SpanDetail(Widget):
         return list(self.trace_tree.info.assessments) if self.trace_tree is not None else []
 
     def _set(self, tab: str, text: Text, full: str, truncated: bool = False) -> None:
-        self._full[tab] = full
+        self._full[tab] = safe_text(full, multiline=True)  # for $PAGER: no raw escapes
         self.truncated[tab] = truncated
         if truncated:
             text.append(f"\n… truncated ({len(full):,} chars in all): press "
                         f"{self.PAGER_KEY} to open in $PAGER", style="bold italic")
-        self.query_one(f"#body-{tab}", Static).update(text)
+        self.query_one(f"#body-{tab}", SafeStatic).update(text)
         self.query_one(f"#scroll-{tab}", VerticalScroll).scroll_home(animate=False)
 
     def _set_json(self, tab: str, value: Any) -> None:

@@ -354,7 +354,7 @@ class SpanWaterfall(LineList):
         return self._styles
 
     @staticmethod
-    def layout(width: int) -> tuple[int, int]:
+    def column_widths(width: int) -> tuple[int, int]:
         """(name column width, bar width) for a row ``width`` cells wide."""
         fixed = 2 + 1 + 8 + 1 + 5 + 1 + 6 + 1 + 6 + 1 + 8 + 1  # marker, cols, gaps
         bar = max(8, min(80, (width - fixed) // 2))
@@ -363,7 +363,7 @@ class SpanWaterfall(LineList):
 
     def render_header(self, width: int) -> Strip:
         styles = self._get_styles()
-        name_w, bar_w = self.layout(width)
+        name_w, bar_w = self.column_widths(width)
         total = self.trace_tree.duration_ms if self.trace_tree is not None else 0.0
         axis = fit(f"0 … {fmt_duration(total)}", bar_w)
         text = (" " * 2 + fit("span", name_w) + " " + fit("duration", 8, "right") + " "
@@ -380,7 +380,7 @@ class SpanWaterfall(LineList):
         styles = self._get_styles()
         p = "cursor-" if is_cursor else ""
         plain = styles["cursor" if is_cursor else "base"]
-        name_w, bar_w = self.layout(width)
+        name_w, bar_w = self.column_widths(width)
         on_path = self.show_critical and span.span_id in self.critical
         marker = SPAN_MARKERS.get(span.span_type, "?")
         marker_style = styles[p + TYPE_STYLES.get(span.span_type, "dim")]

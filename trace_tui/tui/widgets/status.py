@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from trace_tui.core.model import TraceTree
 from trace_tui.core.render import (
@@ -24,6 +24,8 @@ from trace_tui.core.render import (
     fmt_tokens,
     sparkline,
 )
+from trace_tui.core.text import safe_text
+from trace_tui.tui.widgets.safe import SafeStatic
 
 STATE_STYLES = {
     "live": ("● live", "bold green"),
@@ -54,7 +56,7 @@ class ListStatus:
     spark: list[float] = field(default_factory=list)
 
 
-class StatusLine(Static):
+class StatusLine(SafeStatic):
     """``● live │ uri │ experiment │ N traces │ rate │ p50/p95/p99 │ sparkline``."""
 
     DEFAULT_CSS = """
@@ -64,7 +66,7 @@ class StatusLine(Static):
     SPARK_WIDTH = 24
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id, markup=False)
+        super().__init__("", id=id, multiline=False)
         self.status = ListStatus()
 
     def set_status(self, status: ListStatus) -> None:
@@ -132,10 +134,10 @@ class FilterBar(Vertical):
         self.error = ""
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="filter-summary", markup=False)
+        yield SafeStatic("", id="filter-summary", multiline=False)
         yield Input(placeholder="MLflow filter, e.g. trace.status = 'ERROR' AND "
                     "tags.route = 'search'  (enter: apply, esc: cancel)", id="filter-input")
-        yield Static("", id="filter-error", markup=False)
+        yield SafeStatic("", id="filter-error")
 
     def on_mount(self) -> None:
         self._render_summary()
@@ -154,12 +156,12 @@ class FilterBar(Vertical):
             text.append(q, style="bold yellow")
         text.append("  │ ", style="dim")
         text.append(f"sort: {self.sort} ↓")
-        self.query_one("#filter-summary", Static).update(text)
+        self.query_one("#filter-summary", SafeStatic).update(text)
 
     def set_error(self, message: str) -> None:
         self.error = message
         self.set_class(bool(message), "has-error")
-        self.query_one("#filter-error", Static).update(
+        self.query_one("#filter-error", SafeStatic).update(
             Text(f"✗ {message}" if message else "", style="bold"))
 
     @property
@@ -188,7 +190,7 @@ class FilterBar(Vertical):
             self.post_message(self.Cancelled())
 
 
-class TraceHeadline(Static):
+class TraceHeadline(SafeStatic):
     """Totals of one trace: name, id, status, duration, tokens, cost, spans, session, user."""
 
     DEFAULT_CSS = """
@@ -196,10 +198,10 @@ class TraceHeadline(Static):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id, markup=False)
+        super().__init__("", id=id)
 
     def show_loading(self, trace_id: str, name: str = "") -> None:
-        self.update(Text.assemble((name or "trace", "bold"), "  ", (trace_id, "dim"),
+        self.update(Text.assemble((safe_text(name) or "trace", "bold"), "  ", (trace_id, "dim"),
                                   ("  loading…", "italic cyan")))
 
     def show_error(self, trace_id: str, error: str) -> None:
@@ -208,7 +210,7 @@ class TraceHeadline(Static):
     def show_tree(self, tree: TraceTree, *, critical: bool = False, search: str = "") -> None:
         info = tree.info
         text = Text()
-        text.append(tree.name or "(unnamed)", style="bold")
+        text.append(safe_text(tree.name) or "(unnamed)", style="bold")
         text.append(f"  {tree.trace_id}", style="dim")
         status = tree.status
         text.append("  ")
@@ -234,9 +236,9 @@ class TraceHeadline(Static):
         if errors:
             text.append(f" ({errors} ✗)", style="bold red")
         if info.session:
-            text.append(f"  session {info.session}")
+            text.append(f"  session {safe_text(info.session)}")
         if info.user:
-            text.append(f"  user {info.user}")
+            text.append(f"  user {safe_text(info.user)}")
         summary = assessment_summary(info.assessments)
         if summary:
             text.append(f"  feedback {summary}", style="bold")

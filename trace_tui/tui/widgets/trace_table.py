@@ -83,6 +83,10 @@ class TraceBuffer:
         self.rows = []
         self.version += 1
 
+    def reset(self) -> None:
+        """Drop everything (as ``TraceTable.reset`` does for the list on screen)."""
+        self.clear()
+
     def set_capacity(self, capacity: int) -> None:
         self.capacity = max(1, int(capacity))
         self._evict()

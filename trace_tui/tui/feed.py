@@ -1,0 +1,133 @@
+"""The list's feed: load the newest traces with a filter, then follow new ones live.
+
+``ListFeed.run`` is the body of the explorer's stream worker (the app runs it as an exclusive
+Textual worker, so a new filter cancels the old feed). It reports to a ``FeedHost`` (the app):
+connection state and filter errors; the traces go into the ``TraceList``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from trace_tui.config.settings import Settings
+from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.tui.list_state import TraceList
+from trace_tui.tui.sources import TraceSource, supports_live
+
+if TYPE_CHECKING:  # aiohttp: imported in a thread after the first frame
+    from trace_tui.core.client import Experiment, MlflowClient
+    from trace_tui.core.stream import LiveStream
+
+MAX_BACKOFF_S = 10.0
+
+
+class FeedHost(Protocol):
+    """What the feed tells the app."""
+
+    def set_conn(self, state: str, error: str = "") -> None: ...
+
+    def filter_failed(self, message: str) -> None: ...
+
+    def list_loaded(self) -> None: ...
+
+
+class ListFeed:
+    """Initial load (server-side filter, newest ``capacity`` traces) then a ``LiveStream``
+    whose arrivals are queued on the list (merged once per tick)."""
+
+    def __init__(self, host: FeedHost, traces: TraceList, settings: Settings,
+                 clock: Callable[[], float]) -> None:
+        self.host = host
+        self.traces = traces
+        self.settings = settings
+        self.clock = clock
+        self.active_filter: str | None = None  # what the current list was loaded with
+        self.stream: LiveStream | None = None
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def poke(self) -> None:
+        """Poll now (e.g. on resume) instead of at the next interval."""
+        if self.stream is not None:
+            self.stream.poke()
+
+    async def run(self, source: TraceSource, experiment: Experiment,
+                  filter_string: str) -> None:
+        self.close()
+        exp_ids = [experiment.experiment_id]
+        if not await self._load(source, exp_ids, filter_string):
+            return
+        self.host.list_loaded()
+        if not supports_live(source):
+            self.host.set_conn("static")
+            return
+        await self._follow(cast("MlflowClient", source), exp_ids, filter_string)
+
+    async def _load(self, source: TraceSource, exp_ids: list[str], filter_string: str
+                    ) -> bool:
+        traces = self.traces
+        backoff = 0.5
+        while True:
+            self.host.set_conn("loading")
+            try:
+                first = True
+                async for page in source.iter_trace_pages(
+                        exp_ids, filter_string=filter_string or None,
+                        max_results=traces.buffer.capacity):
+                    if first:
+                        traces.reset()
+                        self.active_filter = filter_string
+                        first = False
+                    traces.merge(page)
+                if first:
+                    traces.reset()
+                    self.active_filter = filter_string
+                return True
+            except MlflowUnavailableError as exc:
+                self.host.set_conn("reconnecting", str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+            except MlflowApiError as exc:
+                self.host.set_conn("error", str(exc))
+                self.host.filter_failed(str(exc))
+                return False
+
+    async def _follow(self, client: MlflowClient, exp_ids: list[str],
+                      filter_string: str) -> None:
+        from trace_tui.core.stream import LiveStream
+
+        rows = self.traces.buffer.rows
+        lookback_ms = int(self.settings.lookback_s * 1000)
+        newest = max((r.request_time_ms for r in rows), default=0)
+        since = newest or int(self.clock() * 1000)
+        stream = LiveStream(client, exp_ids, filter_string=filter_string or None,
+                            since_ms=since, lookback_ms=lookback_ms,
+                            poll_interval_s=self.settings.refresh_interval_s)
+        seen = getattr(getattr(stream, "cursor", None), "accept_seen", None)
+        if seen is not None:  # settled traces the initial load listed need not come again
+            now_ms = int(self.clock() * 1000)
+            floor = since - lookback_ms * 2
+            seen({r.trace_id: r.request_time_ms for r in rows
+                  if r.request_time_ms >= floor and r.finished
+                  and now_ms - r.request_time_ms - (r.duration_ms or 0) > 10_000})
+        self.stream = stream
+        self.host.set_conn("live")
+        try:
+            async for batch in stream:
+                if batch.connected:
+                    self.host.set_conn("live")
+                    self.traces.ingest(batch.traces)
+                else:
+                    self.host.set_conn("reconnecting", batch.error or "server unreachable")
+        except MlflowApiError as exc:
+            self.host.set_conn("error", str(exc))
+            self.host.filter_failed(str(exc))
+        finally:
+            stream.close()
+            if self.stream is stream:
+                self.stream = None

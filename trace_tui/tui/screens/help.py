@@ -1,0 +1,88 @@
+"""The help screen: every key binding of the explorer with its id (for keymaps)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from trace_tui.tui.screens.explorer import ExplorerScreen
+from trace_tui.tui.screens.trace_view import TraceViewScreen
+from trace_tui.tui.widgets.line_list import LineList
+from trace_tui.tui.widgets.span_waterfall import SpanWaterfall
+from trace_tui.tui.widgets.status import FilterBar
+from trace_tui.tui.widgets.trace_table import TraceTable
+
+
+def binding_rows(scopes: Iterable[tuple[str, Sequence[BindingType]]]) -> list[tuple[str, ...]]:
+    """(scope, keys, description, id) for every Binding in ``scopes``."""
+    rows: list[tuple[str, ...]] = []
+    for scope, bindings in scopes:
+        for b in bindings:
+            if not isinstance(b, Binding):
+                continue
+            keys = b.key_display or ", ".join(
+                {"question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
+                 "left_square_bracket": "[", "right_square_bracket": "]"}.get(k, k)
+                for k in b.key.split(","))
+            rows.append((scope, keys, b.description or b.action, b.id or ""))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key binding with its id and description."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "close", "Close", id="help.close"),
+    ]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 90%; max-width: 110; height: 90%; border: thick $primary; background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, rows: list[tuple[str, ...]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="trace-tui keys  (esc to close, ctrl+p for the command palette)",
+                      expand=True, show_edge=False, header_style="bold")
+        table.add_column("where", style="dim", no_wrap=True)
+        table.add_column("key", style="bold cyan", no_wrap=True)
+        table.add_column("what")
+        table.add_column("id (for keymaps)", style="dim", no_wrap=True)
+        last = ""
+        for scope, keys, desc, bid in self.rows:
+            table.add_row(scope if scope != last else "", keys, desc, bid)
+            last = scope
+        with VerticalScroll():
+            yield Static(table)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def explorer_help_rows(app_bindings: Sequence[BindingType]) -> list[tuple[str, ...]]:
+    """The help table: ``app_bindings`` (the app's own and its screen hooks') everywhere,
+    then each screen's and widget's bindings."""
+    return binding_rows([
+        ("everywhere", [*app_bindings,
+                        Binding("ctrl+p", "command_palette", "Command palette",
+                                id="app.palette"),
+                        Binding("ctrl+q", "quit", "Quit", id="app.force_quit")]),
+        ("trace list", [*ExplorerScreen.BINDINGS, *TraceTable.BINDINGS]),
+        ("filter bar", [Binding("enter", "apply", "Apply the filter", id="filter.apply"),
+                        *FilterBar.BINDINGS]),
+        ("trace view", [*TraceViewScreen.BINDINGS, *SpanWaterfall.BINDINGS]),
+        ("lists (both)", LineList.BINDINGS),
+    ])
