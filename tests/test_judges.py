@@ -9,7 +9,7 @@ import time
 import pytest
 
 from trace_tui.demo.fake_judge import FORCE_FAIL_MARKER, FORCE_PASS_MARKER, run_in_thread
-from trace_tui.judging.judges import (
+from trace_tui.judging import (
     JudgeConfigError,
     JudgeSpec,
     JudgeVerdict,
@@ -20,7 +20,7 @@ from trace_tui.judging.judges import (
     trace_from_rest_json,
 )
 
-# trace_tui.judges imports mlflow lazily, so this still runs before mlflow is imported.
+# trace_tui.judging imports mlflow lazily, so this still runs before mlflow is imported.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")  # no github.com lookups from tests
 

@@ -20,7 +20,7 @@ from trace_tui.evaluation.worker import EvalOptions, EvalSummary, EvalWorker, Tr
 def load_policy_checked(path: Path) -> Any:
     """The policy with its judges validated (no mlflow import); one-line ConfigErrors."""
     from samplers import PolicyError, load_policy
-    from trace_tui.judging.judges import JudgeSpec
+    from trace_tui.judging import JudgeSpec
 
     try:
         policy = load_policy(path)
