@@ -12,22 +12,28 @@ from .estimators import (
 )
 from .fields import MISSING
 from .outcomes import JudgedOutcome, outcome_value
+from .parsing import PolicyError
 from .plan import Plan, StratumPlan
 from .policy import (
     Budget,
     Estimation,
     JudgeDecl,
     Policy,
-    PolicyError,
     Randomness,
-    Rule,
     Source,
-    StratumOverride,
     load_policy,
     parse_policy,
 )
 from .randomness import hashed_randomness, id_randomness, threshold, threshold_probability
 from .record import TraceRecord
+from .rules import (
+    AlwaysRule,
+    DropRule,
+    ProbabilisticRule,
+    Rule,
+    StratifiedRule,
+    StratumOverride,
+)
 from .sampler import UNMATCHED, Decision, Sampler
 from .strata import OVERFLOW
 
@@ -35,9 +41,11 @@ __all__ = [
     "MISSING",
     "OVERFLOW",
     "UNMATCHED",
+    "AlwaysRule",
     "Budget",
     "CellCount",
     "Decision",
+    "DropRule",
     "EstimateReport",
     "Estimation",
     "JudgeDecl",
@@ -48,10 +56,12 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PopulationCounts",
+    "ProbabilisticRule",
     "Randomness",
     "Rule",
     "Sampler",
     "Source",
+    "StratifiedRule",
     "StratumEstimate",
     "StratumOverride",
     "StratumPlan",

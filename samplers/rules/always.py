@@ -1,0 +1,19 @@
+"""`always`: judge every matching trace (e.g. errors), within the budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .base import Rule
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlwaysRule(Rule):
+    type: ClassVar[str] = "always"
+
+    def window_rate_of(self, stratum: str) -> float:
+        return 1.0
+
+    def reasons(self, new: bool) -> tuple[str, str]:
+        return "always", "not_sampled"

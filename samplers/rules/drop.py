@@ -1,0 +1,32 @@
+"""`drop`: never judge what matches (e.g. eval runs); records no rule matches are dropped too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .base import Rule
+
+UNMATCHED = "<unmatched>"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropRule(Rule):
+    type: ClassVar[str] = "drop"
+    guarded: ClassVar[bool] = False
+
+    def window_rate_of(self, stratum: str) -> float:
+        return 0.0
+
+    def reasons(self, new: bool) -> tuple[str, str]:
+        return "drop", "drop"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnmatchedRule(DropRule):
+    """The pseudo-rule of records that no rule matches."""
+
+    name: str = UNMATCHED
+
+    def reasons(self, new: bool) -> tuple[str, str]:
+        return "drop", "unmatched"
