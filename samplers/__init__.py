@@ -14,16 +14,7 @@ from .fields import MISSING
 from .outcomes import JudgedOutcome, outcome_value
 from .parsing import PolicyError
 from .plan import Plan, StratumPlan
-from .policy import (
-    Budget,
-    Estimation,
-    JudgeDecl,
-    Policy,
-    Randomness,
-    Source,
-    load_policy,
-    parse_policy,
-)
+from .policy import JudgeDecl, Policy, Source, load_policy, parse_policy
 from .randomness import hashed_randomness, id_randomness, threshold, threshold_probability
 from .record import TraceRecord
 from .rules import (
@@ -35,6 +26,7 @@ from .rules import (
     StratumOverride,
 )
 from .sampler import UNMATCHED, Decision, Sampler
+from .schema import Budget, Estimation, Randomness
 from .strata import OVERFLOW
 
 __all__ = [

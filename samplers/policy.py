@@ -1,4 +1,8 @@
-"""Sampling policy: dataclasses and the TOML loader (one-line `PolicyError`s)."""
+"""Sampling policy: the parsed policy and its TOML loader (one-line `PolicyError`s).
+
+The keys, defaults and limits are declared in samplers/schema.py and samplers/rules/; this
+module decodes a file against them and runs the checks that span several keys.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,33 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .conditions import Condition, compile_condition, normalize_op
-from .fields import parse_field
-from .parsing import Ctx, PolicyError, check_keys, get_value, table_of
-from .randomness import RANDOMNESS_SOURCES
+from .parsing import Ctx, PolicyError, decode
 from .rules import RULE_TYPES, Rule, StratifiedRule
+from .schema import (
+    PLAIN_JUDGE_TOKENS,
+    TRACE_AWARE_TOKENS,
+    Budget,
+    Estimation,
+    JudgeSchema,
+    PolicyFile,
+    Randomness,
+    SourceDecl,
+)
 
-PACINGS = ("even", "none")
-INTERVALS = ("wilson_kish", "jeffreys", "auto")
-TRACE_AWARE_TOKENS = 6_000  # ~5,800 prompt tokens (tool-calling over the trace) + the verdict
-PLAIN_JUDGE_TOKENS = 300  # ~210 prompt tokens (inputs/outputs) + the verdict
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+__all__ = [
+    "PLAIN_JUDGE_TOKENS",
+    "TRACE_AWARE_TOKENS",
+    "Budget",
+    "Estimation",
+    "JudgeDecl",
+    "Policy",
+    "PolicyError",
+    "Randomness",
+    "Source",
+    "load_policy",
+    "parse_policy",
+]
+
 _TRACE_VAR = re.compile(r"\{\{\s*trace\s*\}\}")
 _FROZEN_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -39,55 +57,18 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=lambda: _FROZEN_EMPTY)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Per-window judge budget; None limits are unlimited."""
-
-    window_s: float = 3600.0
-    max_traces: int | None = None
-    max_tokens: int | None = None
-    max_usd: float | None = None
-    pacing: str = "even"
-    burst: float = 0.25
-    headroom: float = 0.1
-    replicas: int = 1
-
-    @property
-    def window_ms(self) -> int:
-        return round(self.window_s * 1000)
-
-    @property
-    def limited(self) -> bool:
-        return any(x is not None for x in (self.max_traces, self.max_tokens, self.max_usd))
-
-
-@dataclass(frozen=True)
-class Randomness:
-    source: str = "auto"
-    salt: str = ""
-
-
-@dataclass(frozen=True)
-class Estimation:
-    confidence: float = 0.95
-    interval: str = "auto"
-    small_n: int = 20
-    mc_draws: int = 4000
-    seed: int = 0
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JudgeDecl:
     """A judge declared in the policy; `options` keeps every other key verbatim for trace_tui."""
 
     name: str
     scorer: str
     est_tokens: int
-    usd_per_1k_tokens: float = 0.0
-    sample_fraction: float = 1.0
-    trace_token_factor: float = 0.0
-    trace_aware: bool = False
-    options: Mapping[str, Any] = field(default_factory=lambda: _FROZEN_EMPTY)
+    usd_per_1k_tokens: float
+    sample_fraction: float
+    trace_token_factor: float
+    trace_aware: bool
+    options: Mapping[str, Any]
 
     @property
     def kind(self) -> str:
@@ -135,23 +116,8 @@ class Policy:
         raise KeyError(name)
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from 600, 600.0, '600', '10m', '1h', '250ms'."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration like 600, '30s', '10m' or '1h', got {value!r}")
-    return seconds
-
-
 def _strip_quoted(text: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
-
-
-_TOP = ("name", "version", "description", "source", "randomness", "budget", "estimation")
-_TOP_ARRAYS = ("judge", "policy")
 
 
 def parse_policy(text: str, source: str = "<string>") -> Policy:
@@ -164,36 +130,29 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         where = f"{source}:{m.group(1)}" if m else source
         raise PolicyError(f"{where}: invalid TOML: {msg}") from None
-    check_keys(ctx, "", raw, _TOP + _TOP_ARRAYS)
+    decl = decode(ctx, "", raw, PolicyFile)
 
-    name = get_value(ctx, raw, "", "name", "str", "policy")
-    version_raw = raw.get("version", "1")
-    if isinstance(version_raw, bool) or not isinstance(version_raw, (str, int, float)):
-        raise ctx.fail("version", f"expected a string or number, got {version_raw!r}")
-    description = get_value(ctx, raw, "", "description", "str", "")
-
-    judges = _parse_judges(ctx, raw.get("judge", []))
+    judges = _judges(ctx, decl.judge, raw.get("judge", []))
     judge_names = tuple(j.name for j in judges)
-    budget = _parse_budget(ctx, raw.get("budget", {}))
-    src = _parse_source(ctx, raw.get("source", {}))
-    randomness = _parse_randomness(ctx, raw.get("randomness", {}))
-    estimation = _parse_estimation(ctx, raw.get("estimation", {}))
+    budget = decl.budget
+    try:
+        window_s = budget.window_s
+    except ValueError as exc:
+        raise ctx.fail("budget.window", str(exc)) from None
+    if window_s < 1.0:
+        raise ctx.fail("budget.window", f"expected a window of at least 1s, got {budget.window!r}")
+    src = _source(ctx, decl.source, raw.get("source", {}))
 
-    rules_raw = raw.get("policy")
-    if rules_raw is None:
-        raise ctx.fail("policy", "expected at least one [[policy]] rule, got none")
-    if not isinstance(rules_raw, list) or not all(isinstance(r, dict) for r in rules_raw):
-        raise ctx.fail("policy", "expected an array of tables ([[policy]])")
-    if not rules_raw:
+    if not decl.policy:
         raise ctx.fail("policy", "expected at least one [[policy]] rule, got none")
     rules: list[Rule] = []
     seen: set[str] = set()
-    for i, rr in enumerate(rules_raw):
-        rule = _parse_rule(ctx, f"policy[{i}]", rr, judge_names, budget)
+    for i, rule_decl in enumerate(decl.policy):
+        path = f"policy[{i}]"
+        cls = RULE_TYPES[str(rule_decl.__struct_config__.tag)]
+        rule = cls.from_decl(ctx, path, rule_decl, judge_names, budget)
         if rule.name in seen:
-            raise ctx.fail(
-                f"policy[{i}].name", f"expected a unique rule name, got {rule.name!r} twice"
-            )
+            raise ctx.fail(f"{path}.name", f"expected a unique rule name, got {rule.name!r} twice")
         seen.add(rule.name)
         rules.append(rule)
 
@@ -207,15 +166,15 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
 
     canonical = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=False)
     return Policy(
-        name=name,
-        version=str(version_raw),
+        name=decl.name,
+        version=str(decl.version),
         rules=tuple(rules),
         judges=judges,
         budget=budget,
         source=src,
-        randomness=randomness,
-        estimation=estimation,
-        description=description,
+        randomness=decl.randomness,
+        estimation=decl.estimation,
+        description=decl.description,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         path=source,
     )
@@ -233,214 +192,51 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(text, source=str(p))
 
 
-# --------------------------------------------------------------------------- sections
-
-
-def _parse_budget(ctx: Ctx, value: Any) -> Budget:
-    t = table_of(ctx, "budget", value)
-    check_keys(
-        ctx,
-        "budget",
-        t,
-        (
-            "window",
-            "max_traces",
-            "max_tokens",
-            "max_usd",
-            "pacing",
-            "burst",
-            "headroom",
-            "replicas",
-        ),
-    )
-    window_s = 3600.0
-    if "window" in t:
-        try:
-            window_s = parse_duration(t["window"])
-        except ValueError as exc:
-            raise ctx.fail("budget.window", str(exc)) from None
-        if window_s < 1.0:
-            raise ctx.fail(
-                "budget.window", f"expected a window of at least 1s, got {t['window']!r}"
-            )
-    return Budget(
-        window_s=window_s,
-        max_traces=get_value(ctx, t, "budget", "max_traces", "int", None, lo=1),
-        max_tokens=get_value(ctx, t, "budget", "max_tokens", "int", None, lo=1),
-        max_usd=get_value(ctx, t, "budget", "max_usd", "float", None, lo=0, lo_open=True),
-        pacing=get_value(ctx, t, "budget", "pacing", "str", "even", choices=PACINGS),
-        burst=get_value(ctx, t, "budget", "burst", "float", 0.25, lo=0, hi=1),
-        headroom=get_value(ctx, t, "budget", "headroom", "float", 0.1, lo=0, hi=0.9),
-        replicas=get_value(ctx, t, "budget", "replicas", "int", 1, lo=1),
-    )
-
-
-def _parse_source(ctx: Ctx, value: Any) -> Source:
-    t = table_of(ctx, "source", value)
-    ids_raw = t.get("experiment_ids", [])
-    if "experiment_id" in t:
-        ids_raw = [t["experiment_id"]]
-    if not isinstance(ids_raw, list) or not all(
-        isinstance(x, (str, int)) and not isinstance(x, bool) for x in ids_raw
-    ):
-        raise ctx.fail("source.experiment_ids", f"expected a list of ids, got {ids_raw!r}")
-    name = get_value(ctx, t, "source", "experiment_name", "str", None)
-    filt = get_value(ctx, t, "source", "filter_string", "str", None)
+def _source(ctx: Ctx, decl: SourceDecl, raw: dict[str, Any]) -> Source:
+    ids = decl.experiment_ids if decl.experiment_id is None else [decl.experiment_id]
+    filt = decl.filter_string
     if filt is not None and re.search(r"\bOR\b", _strip_quoted(filt), flags=re.IGNORECASE):
         raise ctx.fail(
             "source.filter_string",
             f"expected an AND-only MLflow filter string (MLflow rejects OR), got {filt!r}",
         )
-    known = {"experiment_ids", "experiment_id", "experiment_name", "filter_string"}
-    options = {k: v for k, v in t.items() if k not in known}
-    return Source(tuple(str(x) for x in ids_raw), name, filt, MappingProxyType(options))
+    known = set(SourceDecl.__struct_fields__)
+    options = {k: v for k, v in raw.items() if k not in known}
+    return Source(tuple(str(x) for x in ids), decl.experiment_name, filt, MappingProxyType(options))
 
 
-def _parse_randomness(ctx: Ctx, value: Any) -> Randomness:
-    t = table_of(ctx, "randomness", value)
-    check_keys(ctx, "randomness", t, ("source", "salt"))
-    return Randomness(
-        source=get_value(ctx, t, "randomness", "source", "str", "auto", choices=RANDOMNESS_SOURCES),
-        salt=get_value(ctx, t, "randomness", "salt", "str", ""),
-    )
+_JUDGE_KEYS = frozenset(JudgeSchema.__struct_fields__)
 
 
-def _parse_estimation(ctx: Ctx, value: Any) -> Estimation:
-    t = table_of(ctx, "estimation", value)
-    check_keys(ctx, "estimation", t, ("confidence", "interval", "small_n", "mc_draws", "seed"))
-    interval = t.get("interval", "auto")
-    if interval == "jeffreys_mc":
-        interval = "jeffreys"
-    if interval not in INTERVALS:
-        raise ctx.fail(
-            "estimation.interval", f"expected one of {', '.join(INTERVALS)}, got {interval!r}"
-        )
-    return Estimation(
-        confidence=get_value(ctx, t, "estimation", "confidence", "float", 0.95, lo=0.5, hi=0.9999),
-        interval=interval,
-        small_n=get_value(ctx, t, "estimation", "small_n", "int", 20, lo=1),
-        mc_draws=get_value(ctx, t, "estimation", "mc_draws", "int", 4000, lo=100),
-        seed=get_value(ctx, t, "estimation", "seed", "int", 0),
-    )
-
-
-_JUDGE_KNOWN = (
-    "name",
-    "scorer",
-    "kind",
-    "est_tokens",
-    "usd_per_1k_tokens",
-    "sample_fraction",
-    "trace_token_factor",
-)
-
-
-def _parse_judges(ctx: Ctx, value: Any) -> tuple[JudgeDecl, ...]:
-    if not isinstance(value, list) or not all(isinstance(j, dict) for j in value):
-        raise ctx.fail("judge", "expected an array of tables ([[judge]])")
+def _judges(
+    ctx: Ctx, decls: list[JudgeSchema], raw: list[dict[str, Any]]
+) -> tuple[JudgeDecl, ...]:
     out: list[JudgeDecl] = []
-    for i, t in enumerate(value):
+    for i, (d, t) in enumerate(zip(decls, raw, strict=True)):
         path = f"judge[{i}]"
-        name = t.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ctx.fail(f"{path}.name", f"expected a name like 'relevance', got {name!r}")
-        if any(j.name == name for j in out):
-            raise ctx.fail(f"{path}.name", f"expected a unique judge name, got {name!r} twice")
-        scorer = t.get("scorer", t.get("kind"))
-        if not isinstance(scorer, str) or not scorer.strip():
+        if any(j.name == d.name for j in out):
+            raise ctx.fail(f"{path}.name", f"expected a unique judge name, got {d.name!r} twice")
+        scorer = d.scorer if "scorer" in t else d.kind
+        if scorer is None or not scorer.strip():
             raise ctx.fail(
                 f"{path}.scorer",
                 f"expected a scorer such as 'builtin:Safety' or 'make_judge', got {scorer!r}",
             )
-        options = {k: v for k, v in t.items() if k not in _JUDGE_KNOWN}
+        options = {k: v for k, v in t.items() if k not in _JUDGE_KEYS}
         instructions = options.get("instructions")
         trace_aware = isinstance(instructions, str) and bool(_TRACE_VAR.search(instructions))
         default_tokens = TRACE_AWARE_TOKENS if trace_aware else PLAIN_JUDGE_TOKENS
         out.append(
             JudgeDecl(
-                name=name,
+                name=d.name,
                 scorer=scorer,
-                est_tokens=get_value(ctx, t, path, "est_tokens", "int", default_tokens, lo=1),
-                usd_per_1k_tokens=get_value(ctx, t, path, "usd_per_1k_tokens", "float", 0.0, lo=0),
-                sample_fraction=get_value(
-                    ctx, t, path, "sample_fraction", "float", 1.0, lo=0, lo_open=True, hi=1
-                ),
-                trace_token_factor=get_value(
-                    ctx, t, path, "trace_token_factor", "float", 0.0, lo=0
-                ),
+                est_tokens=default_tokens if d.est_tokens is None else d.est_tokens,
+                usd_per_1k_tokens=d.usd_per_1k_tokens,
+                sample_fraction=d.sample_fraction,
+                trace_token_factor=d.trace_token_factor,
                 trace_aware=trace_aware,
                 options=MappingProxyType(options),
             )
         )
     return tuple(out)
 
-
-_RULE_COMMON = ("name", "type", "conditions", "match", "judges")
-
-
-def _parse_rule(
-    ctx: Ctx, path: str, t: dict[str, Any], judge_names: tuple[str, ...], budget: Budget
-) -> Rule:
-    name = t.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ctx.fail(
-            f"{path}.name", f"expected a rule name of letters, digits, '_.:@+-', got {name!r}"
-        )
-    cls = RULE_TYPES.get(t.get("type"))  # type: ignore[arg-type]
-    if cls is None:
-        raise ctx.fail(
-            f"{path}.type", f"expected one of {', '.join(RULE_TYPES)}, got {t.get('type')!r}"
-        )
-    allowed = _RULE_COMMON + cls.option_keys
-    for key in t:
-        if key not in allowed:
-            other = [k for k, c in RULE_TYPES.items() if key in c.option_keys]
-            hint = f"only valid for type {' or '.join(other)}" if other else "unknown key"
-            raise ctx.fail(f"{path}.{key}", f"{hint}; expected one of {', '.join(allowed)}")
-
-    match = get_value(ctx, t, path, "match", "str", "all", choices=("all", "any"))
-    conditions = _parse_conditions(ctx, f"{path}.conditions", t.get("conditions", []))
-    judges = judge_names
-    if "judges" in t:
-        if not cls.guarded:
-            raise ctx.fail(f"{path}.judges", f"expected no judges on a {cls.type} rule")
-        js = t["judges"]
-        if not isinstance(js, list) or not all(isinstance(j, str) for j in js):
-            raise ctx.fail(f"{path}.judges", f"expected a list of judge names, got {js!r}")
-        for j in js:
-            if j not in judge_names:
-                expected = ", ".join(judge_names) or "(no [[judge]] declared)"
-                raise ctx.fail(f"{path}.judges", f"expected one of {expected}, got {j!r}")
-        judges = tuple(dict.fromkeys(js))
-    if not cls.guarded:
-        judges = ()
-    options = cls.parse_options(ctx, path, t, budget)
-    return cls(name=name, conditions=conditions, match=match, judges=judges, **options)
-
-
-def _parse_conditions(ctx: Ctx, path: str, value: Any) -> tuple[Condition, ...]:
-    if not isinstance(value, list):
-        raise ctx.fail(path, f"expected a list of {{ field, op, value }} tables, got {value!r}")
-    out = []
-    for i, c in enumerate(value):
-        cpath = f"{path}[{i}]"
-        if not isinstance(c, dict):
-            raise ctx.fail(cpath, f"expected a {{ field, op, value }} table, got {c!r}")
-        check_keys(ctx, cpath, c, ("field", "op", "value"))
-        if "field" not in c:
-            raise ctx.fail(f"{cpath}.field", "expected a field path, got nothing")
-        try:
-            parse_field(c["field"])
-        except ValueError as exc:
-            raise ctx.fail(f"{cpath}.field", str(exc)) from None
-        try:
-            op = normalize_op(c.get("op", "="))
-        except ValueError as exc:
-            raise ctx.fail(f"{cpath}.op", str(exc)) from None
-        cond = Condition(field=c["field"], op=op, value=c.get("value"))
-        try:
-            compile_condition(cond)
-        except ValueError as exc:
-            raise ctx.fail(f"{cpath}.value", str(exc)) from None
-        out.append(cond)
-    return tuple(out)

@@ -1,10 +1,16 @@
 """One small class per sampling rule type; `RULE_TYPES` maps a `type = ...` to its class."""
 
-from .always import AlwaysRule
-from .base import Rule
-from .drop import UNMATCHED, DropRule, UnmatchedRule
-from .probabilistic import ProbabilisticRule
-from .stratified import ALLOCATIONS, VARIANCE_COMBINE, StratifiedRule, StratumOverride
+from .always import AlwaysDecl, AlwaysRule
+from .base import ConditionDecl, Rule, RuleDecl
+from .drop import UNMATCHED, DropDecl, DropRule, UnmatchedRule
+from .probabilistic import ProbabilisticDecl, ProbabilisticRule
+from .stratified import (
+    ALLOCATIONS,
+    VARIANCE_COMBINE,
+    StratifiedDecl,
+    StratifiedRule,
+    StratumOverride,
+)
 
 RULE_TYPES: dict[str, type[Rule]] = {
     cls.type: cls for cls in (DropRule, AlwaysRule, ProbabilisticRule, StratifiedRule)
@@ -15,10 +21,16 @@ __all__ = [
     "RULE_TYPES",
     "UNMATCHED",
     "VARIANCE_COMBINE",
+    "AlwaysDecl",
     "AlwaysRule",
+    "ConditionDecl",
+    "DropDecl",
     "DropRule",
+    "ProbabilisticDecl",
     "ProbabilisticRule",
     "Rule",
+    "RuleDecl",
+    "StratifiedDecl",
     "StratifiedRule",
     "StratumOverride",
     "UnmatchedRule",

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Rule
+from .base import Rule, RuleDecl
+
+
+class AlwaysDecl(RuleDecl, tag="always"):
+    """π = 1 (no options)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class AlwaysRule(Rule):
-    type: ClassVar[str] = "always"
+    Decl: ClassVar[type[RuleDecl]] = AlwaysDecl
 
     def window_rate_of(self, stratum: str) -> float:
         return 1.0

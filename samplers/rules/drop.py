@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Rule
+from .base import Rule, RuleDecl
 
 UNMATCHED = "<unmatched>"
 
 
+class DropDecl(RuleDecl, tag="drop"):
+    """π = 0: counted, but outside the estimated population (no options)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DropRule(Rule):
-    type: ClassVar[str] = "drop"
+    Decl: ClassVar[type[RuleDecl]] = DropDecl
     guarded: ClassVar[bool] = False
 
     def window_rate_of(self, stratum: str) -> float:

@@ -2,37 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from ..parsing import get_value
-from .base import Rule
+import msgspec
+
+from ..parsing import Ctx, doc
+from .base import Rule, RuleDecl
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..parsing import Ctx
-    from ..policy import Budget
+    from ..schema import Budget
+
+
+class ProbabilisticDecl(RuleDecl, tag="probabilistic"):
+    """π = the rate."""
+
+    rate: Annotated[
+        Annotated[float, msgspec.Meta(gt=0, le=1)] | None,
+        doc("The rate (or `sampling_percentage`)."),
+    ] = None
+    sampling_percentage: Annotated[
+        Annotated[float, msgspec.Meta(gt=0, le=100)] | None,
+        doc("The rate in percent (or `rate`)."),
+    ] = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProbabilisticRule(Rule):
-    type: ClassVar[str] = "probabilistic"
-    option_keys: ClassVar[tuple[str, ...]] = ("rate", "sampling_percentage")
+    Decl: ClassVar[type[RuleDecl]] = ProbabilisticDecl
     rate: float
 
     @classmethod
-    def parse_options(
-        cls, ctx: Ctx, path: str, table: Mapping[str, Any], budget: Budget
-    ) -> dict[str, Any]:
-        if "rate" in table and "sampling_percentage" in table:
+    def options(cls, ctx: Ctx, path: str, decl: Any, budget: Budget) -> dict[str, Any]:
+        if decl.rate is not None and decl.sampling_percentage is not None:
             raise ctx.fail(f"{path}.rate", "expected either rate or sampling_percentage, not both")
-        if "sampling_percentage" in table:
-            pct = get_value(
-                ctx, table, path, "sampling_percentage", "float", lo=0, lo_open=True, hi=100
-            )
-            return {"rate": pct / 100.0}
-        if "rate" in table:
-            return {"rate": get_value(ctx, table, path, "rate", "float", lo=0, lo_open=True, hi=1)}
+        if decl.sampling_percentage is not None:
+            return {"rate": decl.sampling_percentage / 100.0}
+        if decl.rate is not None:
+            return {"rate": decl.rate}
         raise ctx.fail(f"{path}.rate", "expected rate (0..1] or sampling_percentage (0..100]")
 
     def window_rate_of(self, stratum: str) -> float:

@@ -3,66 +3,115 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
+import msgspec
 import numpy as np
 
 from ..allocation import allocation_shape, bounded_allocation, combined_std
 from ..counts import Moments
-from ..parsing import check_keys, get_value
+from ..parsing import Ctx, decode, doc
 from ..strata import OVERFLOW, KeyField, parse_key_field, parse_key_string, stratum_name
-from .base import Rule
+from .base import Rule, RuleDecl
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..parsing import Ctx
     from ..plan import History, Plan
-    from ..policy import Budget
+    from ..schema import Budget
 
-ALLOCATIONS = ("proportional", "equal", "neyman", "cost_optimal", "fixed")
-VARIANCE_COMBINE = ("mean", "max")
-_FROZEN_EMPTY: Mapping[str, Any] = MappingProxyType({})
+Allocation = Literal["proportional", "equal", "neyman", "cost_optimal", "fixed"]
+VarianceCombine = Literal["mean", "max"]
+ALLOCATIONS: tuple[str, ...] = get_args(Allocation)
+VARIANCE_COMBINE: tuple[str, ...] = get_args(VarianceCombine)
+_Unit = msgspec.Meta(ge=0, le=1)
+_OpenUnit = msgspec.Meta(gt=0, le=1)
+Rate = Annotated[float, _Unit]
+OpenRate = Annotated[float, _OpenUnit]
 
 Put = Callable[[str, "StratifiedRule", float, "float | None", str], np.ndarray]
 
 
-@dataclass(frozen=True)
-class StratumOverride:
-    rate: float | None = None
-    min: int | None = None
+class StratumOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One stratum's `{ rate = ..., min = ... }` in a stratified rule's `strata`."""
+
+    rate: Annotated[Rate | None, doc("A fixed rate, out of the allocation.")] = None
+    min: Annotated[Annotated[int, msgspec.Meta(ge=0)] | None, doc("A per-stratum minimum.")] = None
+
+
+class StratifiedDecl(RuleDecl, tag="stratified"):
+    """Per stratum and window, see *How rates are set*."""
+
+    key_fields: Annotated[
+        list[Any],
+        msgspec.Meta(min_length=1),
+        doc("The stratum key, see *Strata*.", expected="a non-empty list like "
+            "['tags.route', 'bucket(duration_ms, [1000, 5000])']"),
+    ]  # fmt: skip
+    max_keys: Annotated[
+        int, msgspec.Meta(ge=1), doc("Distinct keys per window; more go to `__other__`.")
+    ] = 500
+    allocation: Annotated[Allocation, doc("How the budget is spread, see *Allocation*.")] = (
+        "neyman"
+    )
+    rate: Annotated[Rate | None, doc('The rate of `allocation = "fixed"`.')] = None
+    min_per_stratum: Annotated[
+        int, msgspec.Meta(ge=0), doc("Judged traces per stratum and window, at least.")
+    ] = 1
+    min_rate: Annotated[float, _Unit, doc("Lowest rate of a stratum.")] = 0.0
+    max_rate: Annotated[float, _OpenUnit, doc("Highest rate of a stratum.")] = 1.0
+    new_key_rate: Annotated[float, _Unit, doc("Rate of a stratum not yet in the plan.")] = 1.0
+    target_rate: Annotated[
+        OpenRate | None, doc("Overall rate to aim at when no budget limit is set.")
+    ] = None
+    budget_share: Annotated[
+        OpenRate | None, doc("This rule's share of the budget; default by population.")
+    ] = None
+    ema_weight: Annotated[
+        float, _OpenUnit, doc("Weight of the last window in the population forecast.")
+    ] = 0.5
+    lookback_windows: Annotated[
+        int, msgspec.Meta(ge=1), doc("Windows the population forecast looks back.")
+    ] = 12
+    prior_strength: Annotated[
+        float, msgspec.Meta(ge=0), doc("Weight of the rule's pooled variance per stratum.")
+    ] = 2.0
+    min_std: Annotated[
+        float, msgspec.Meta(ge=0), doc("Floor of a stratum's outcome standard deviation.")
+    ] = 0.05
+    variance_combine: Annotated[
+        VarianceCombine, doc("How several judges' variances combine.")
+    ] = "mean"
+    strata: Annotated[
+        dict[str, Any],
+        doc("Per-stratum overrides `{ rate, min }`, see below.",
+            expected="a table of stratum keys"),
+    ] = msgspec.field(default_factory=dict)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
 class StratifiedRule(Rule):
-    type: ClassVar[str] = "stratified"
-    option_keys: ClassVar[tuple[str, ...]] = (
-        "key_fields", "max_keys", "allocation", "rate", "min_per_stratum", "min_rate",
-        "max_rate", "new_key_rate", "target_rate", "budget_share", "ema_weight",
-        "lookback_windows", "prior_strength", "min_std", "variance_combine", "strata",
-    )  # fmt: skip
+    Decl: ClassVar[type[RuleDecl]] = StratifiedDecl
     key_fields: tuple[KeyField, ...]
-    max_keys: int = 500
-    allocation: str = "neyman"
-    rate: float | None = None
-    min_per_stratum: int = 1
-    min_rate: float = 0.0
-    max_rate: float = 1.0
-    new_key_rate: float = 1.0
-    target_rate: float | None = None
-    budget_share: float | None = None
-    ema_weight: float = 0.5
-    lookback_windows: int = 12
-    prior_strength: float = 2.0
-    min_std: float = 0.05
-    variance_combine: str = "mean"
-    strata: Mapping[str, StratumOverride] = field(default_factory=lambda: _FROZEN_EMPTY)
+    max_keys: int
+    allocation: str
+    rate: float | None
+    min_per_stratum: int
+    min_rate: float
+    max_rate: float
+    new_key_rate: float
+    target_rate: float | None
+    budget_share: float | None
+    ema_weight: float
+    lookback_windows: int
+    prior_strength: float
+    min_std: float
+    variance_combine: str
+    strata: Mapping[str, StratumOverride]
 
     @classmethod
-    def parse_options(
-        cls, ctx: Ctx, path: str, table: Mapping[str, Any], budget: Budget
-    ) -> dict[str, Any]:
-        return _parse_options(ctx, path, table, budget)
+    def options(cls, ctx: Ctx, path: str, decl: Any, budget: Budget) -> dict[str, Any]:
+        return _options(ctx, path, decl, budget)
 
     # ------------------------------------------------------------------ planning
 
@@ -210,22 +259,9 @@ def _unit_cost(budget: Budget, costs: np.ndarray) -> np.ndarray:
     return costs[:, 0]
 
 
-def _parse_options(
-    ctx: Ctx, path: str, t: Mapping[str, Any], budget: Budget
-) -> dict[str, Any]:
-    def g(key: str, kind: str, default: Any = None, **kw: Any) -> Any:
-        return get_value(ctx, t, path, key, kind, default, **kw)
-
-
-    raw_keys = t.get("key_fields")
-    if not isinstance(raw_keys, list) or not raw_keys:
-        raise ctx.fail(
-            f"{path}.key_fields",
-            f"expected a non-empty list like ['tags.route', 'bucket(duration_ms, [1000, 5000])'],"
-            f" got {raw_keys!r}",
-        )
+def _options(ctx: Ctx, path: str, d: StratifiedDecl, budget: Budget) -> dict[str, Any]:
     key_fields: list[KeyField] = []
-    for i, spec in enumerate(raw_keys):
+    for i, spec in enumerate(d.key_fields):
         try:
             kf = parse_key_field(spec)
         except ValueError as exc:
@@ -236,30 +272,21 @@ def _parse_options(
                 f"expected distinct labels, got {kf.label!r} twice (set label = '...')",
             )
         key_fields.append(kf)
-
-    allocation = g("allocation", "str", "neyman", choices=ALLOCATIONS)
-    rate = g("rate", "float", None, lo=0, hi=1)
-    if allocation == "fixed" and rate is None:
+    if d.allocation == "fixed" and d.rate is None:
         raise ctx.fail(f"{path}.rate", "expected a rate in [0, 1] for allocation = 'fixed'")
-    target_rate = g("target_rate", "float", None, lo=0, lo_open=True, hi=1)
-    if allocation != "fixed" and target_rate is None and not budget.limited:
+    if d.allocation != "fixed" and d.target_rate is None and not budget.limited:
         raise ctx.fail(
             f"{path}.allocation",
             f"expected a [budget] with max_traces/max_tokens/max_usd or a target_rate "
-            f"for allocation = {allocation!r}",
+            f"for allocation = {d.allocation!r}",
         )
-    min_rate = g("min_rate", "float", 0.0, lo=0, hi=1)
-    max_rate = g("max_rate", "float", 1.0, lo=0, lo_open=True, hi=1)
-    if min_rate > max_rate:
-        raise ctx.fail(f"{path}.min_rate", f"expected min_rate <= max_rate ({max_rate:g})")
+    if d.min_rate > d.max_rate:
+        raise ctx.fail(f"{path}.min_rate", f"expected min_rate <= max_rate ({d.max_rate:g})")
 
     labels = [k.label for k in key_fields]
     strata: dict[str, StratumOverride] = {}
-    raw_strata = t.get("strata", {})
-    if not isinstance(raw_strata, dict):
-        raise ctx.fail(f"{path}.strata", f"expected a table of stratum keys, got {raw_strata!r}")
-    for key, ov in raw_strata.items():
-        spath = f"{path}.strata"
+    spath = f"{path}.strata"
+    for key, ov in d.strata.items():
         try:
             got = [lab for lab, _ in parse_key_string(key)]
         except ValueError as exc:
@@ -269,26 +296,9 @@ def _parse_options(
             raise ctx.fail(spath, f"expected keys shaped like {example!r}, got {key!r}")
         if not isinstance(ov, dict):
             raise ctx.fail(spath, f"expected {{ rate = ..., min = ... }} for {key!r}, got {ov!r}")
-        check_keys(ctx, spath, ov, ("rate", "min"))
-        strata[key] = StratumOverride(
-            rate=get_value(ctx, ov, spath, "rate", "float", None, lo=0, hi=1),
-            min=get_value(ctx, ov, spath, "min", "int", None, lo=0),
-        )
-    return {
-        "key_fields": tuple(key_fields),
-        "max_keys": g("max_keys", "int", 500, lo=1),
-        "allocation": allocation,
-        "rate": rate,
-        "min_per_stratum": g("min_per_stratum", "int", 1, lo=0),
-        "min_rate": min_rate,
-        "max_rate": max_rate,
-        "new_key_rate": g("new_key_rate", "float", 1.0, lo=0, hi=1),
-        "target_rate": target_rate,
-        "budget_share": g("budget_share", "float", None, lo=0, lo_open=True, hi=1),
-        "ema_weight": g("ema_weight", "float", 0.5, lo=0, lo_open=True, hi=1),
-        "lookback_windows": g("lookback_windows", "int", 12, lo=1),
-        "prior_strength": g("prior_strength", "float", 2.0, lo=0),
-        "min_std": g("min_std", "float", 0.05, lo=0),
-        "variance_combine": g("variance_combine", "str", "mean", choices=VARIANCE_COMBINE),
-        "strata": MappingProxyType(strata),
-    }
+        strata[key] = decode(ctx, spath, ov, StratumOverride)
+    options = {f: getattr(d, f) for f in d.__struct_fields__ if f not in _COMMON}
+    return {**options, "key_fields": tuple(key_fields), "strata": MappingProxyType(strata)}
+
+
+_COMMON = frozenset(RuleDecl.__struct_fields__)

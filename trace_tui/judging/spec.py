@@ -1,17 +1,10 @@
-"""Judge declarations: validate one without importing mlflow.
+"""Judge declarations: each option's type, doc and checks, validated without mlflow.
 
-
-Declarations
-    ``JudgeSpec.from_decl(name, scorer, options)`` validates a declaration without importing
-    mlflow and raises :class:`JudgeConfigError` (one line, naming the judge and the key).
-    ``scorer`` is ``make_judge`` or ``builtin:<Class>`` (RelevanceToQuery, Safety, Guidelines,
-    Correctness, RetrievalGroundedness). ``options`` keys: ``model`` (required MLflow model URI,
-    ``openai:/gpt-4o-mini``), ``base_url`` (an OpenAI ``/v1`` base or the full
-    ``/v1/chat/completions`` URL, normalised to both forms), ``api_key_env`` (the *name* of an
-    env var; the value is read by :func:`build_judge` and never printed), ``instructions`` and
-    ``feedback_value_type`` (make_judge), ``guidelines`` (Guidelines), ``expected_response``
-    (Correctness or a ``{{ expectations }}`` judge), ``pass_threshold`` (numeric judges),
-    ``inference_params`` and ``description``.
+``JudgeSpec.from_decl(name, scorer, options)`` validates a declaration (the options are
+declared once in :class:`JudgeOptions`, which msgspec checks and docs/policy.md lists) and
+raises :class:`JudgeConfigError` (one line, naming the judge and the key). ``scorer`` is
+``make_judge`` or ``builtin:<Class>``. The API key's value is read by ``build_judge`` from
+the variable named by ``api_key_env`` and never printed.
 """
 
 from __future__ import annotations
@@ -21,9 +14,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
+import msgspec
+
+from samplers.parsing import doc, explain
 from trace_tui.core.errors import ConfigError
 
 BUILTIN_SCORERS = (
@@ -34,24 +30,65 @@ BUILTIN_SCORERS = (
     "RetrievalGroundedness",
 )
 SCORER_KINDS = ("make_judge", *(f"builtin:{name}" for name in BUILTIN_SCORERS))
-FEEDBACK_VALUE_TYPES = ("bool", "float", "int", "str", "yes_no")
-OPTION_KEYS = (
-    "model",
-    "base_url",
-    "api_key_env",
-    "instructions",
-    "feedback_value_type",
-    "guidelines",
-    "expected_response",
-    "pass_threshold",
-    "inference_params",
-    "description",
-)
+FeedbackValueType = Literal["bool", "float", "int", "str", "yes_no"]
+FEEDBACK_VALUE_TYPES: tuple[str, ...] = get_args(FeedbackValueType)
 TEMPLATE_VARIABLES = ("inputs", "outputs", "expectations", "conversation", "trace")
 COMPLETIONS_SUFFIX = "/chat/completions"
 _TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_MODEL_URI_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):/(.+)$")
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODEL_URI = r"^([A-Za-z][A-Za-z0-9_-]*):/(.+)$"
+_NON_BLANK = "a non-empty string"
+Text = Annotated[str, msgspec.Meta(pattern=r"\S")]  # not blank
+
+
+class JudgeOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The options of a `[[judge]]` that trace_tui reads (samplers keeps them verbatim)."""
+
+    model: Annotated[
+        str,
+        msgspec.Meta(pattern=_MODEL_URI),
+        doc("MLflow model URI of the judge model, e.g. `openai:/gpt-4o-mini` (required).",
+            expected="an MLflow model URI like 'openai:/gpt-4o-mini'"),
+    ]  # fmt: skip
+    base_url: Annotated[
+        Text | None,
+        doc("An OpenAI-compatible `/v1` base or the full `/v1/chat/completions` URL "
+            "(built-in scorers: `openai:/` models only).", expected="an http(s) URL"),
+    ] = None  # fmt: skip
+    api_key_env: Annotated[
+        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None,
+        doc("The NAME of the environment variable holding the API key (`openai:/` models; "
+            "default `OPENAI_API_KEY`; a loopback `base_url` needs none).",
+            message="must be the NAME of an environment variable (letters, digits, _), "
+            "not the key itself"),
+    ] = None  # fmt: skip
+    instructions: Annotated[
+        Text | None,
+        doc("make_judge: the prompt, with at least one of {{ inputs }}, {{ outputs }}, "
+            "{{ expectations }}, {{ conversation }}, {{ trace }} (required).",
+            expected=_NON_BLANK),
+    ] = None  # fmt: skip
+    feedback_value_type: Annotated[
+        FeedbackValueType | None, doc("make_judge: the verdict's type; default `yes_no`.")
+    ] = None
+    guidelines: Annotated[
+        Text | Annotated[list[Text], msgspec.Meta(min_length=1)] | None,
+        doc("builtin:Guidelines: a guideline or a list of them (required).",
+            expected="a non-empty string or list of strings"),
+    ] = None  # fmt: skip
+    expected_response: Annotated[
+        Text | None,
+        doc("builtin:Correctness or make_judge ({{ expectations }}): the expected answer.",
+            expected=_NON_BLANK),
+    ] = None  # fmt: skip
+    pass_threshold: Annotated[
+        float | None,
+        doc("make_judge with `feedback_value_type` float or int: the lowest passing score.",
+            expected="a finite number"),
+    ] = None  # fmt: skip
+    inference_params: Annotated[
+        dict[str, Any] | None, doc("Passed to the judge model, e.g. `{ temperature = 0 }`.")
+    ] = None
+    description: Annotated[Text | None, doc("Shown with the judge.", expected=_NON_BLANK)] = None
 
 
 class JudgeConfigError(ConfigError, ValueError):
@@ -149,67 +186,38 @@ class JudgeSpec:
             options = {}
         if not isinstance(options, Mapping):
             raise JudgeConfigError(name, "options", "must be a table/dict of options")
-        unknown = sorted(str(k) for k in options if k not in OPTION_KEYS)
-        if unknown:
-            raise JudgeConfigError(
-                name, unknown[0], f"unknown option (known: {', '.join(OPTION_KEYS)})"
-            )
+        try:
+            o = msgspec.convert(dict(options), JudgeOptions, strict=True)
+        except msgspec.ValidationError as exc:
+            parts, problem = explain(dict(options), JudgeOptions, str(exc))
+            raise JudgeConfigError(name, str(parts[0]) if parts else "options", problem) from None
         if not isinstance(scorer, str) or scorer.strip() not in SCORER_KINDS:
             raise JudgeConfigError(
                 name, "scorer", f"unknown scorer {scorer!r} (one of: {', '.join(SCORER_KINDS)})"
             )
         scorer = scorer.strip()
         builtin = scorer.split(":", 1)[1] if scorer.startswith("builtin:") else None
-
-        def opt_str(key: str, *, required: bool = False) -> str | None:
-            value = options.get(key)
-            if value is None:
-                if required:
-                    raise JudgeConfigError(name, key, "is required")
-                return None
-            if not isinstance(value, str) or not value.strip():
-                raise JudgeConfigError(name, key, "must be a non-empty string")
-            return value.strip()
+        provider = o.model.split(":/", 1)[0]
 
         def only_for(key: str, allowed: bool, what: str) -> None:
-            if options.get(key) is not None and not allowed:
+            if getattr(o, key) is not None and not allowed:
                 raise JudgeConfigError(name, key, f"only applies to {what}, not {scorer}")
 
-        model = opt_str("model", required=True)
-        assert model is not None
-        m = _MODEL_URI_RE.match(model)
-        if not m:
-            raise JudgeConfigError(
-                name, "model", f"must be an MLflow model URI like 'openai:/gpt-4o-mini', got "
-                f"{model!r}"
-            )
-        provider = m.group(1)
-
         base_url = None
-        if options.get("base_url") is not None:
-            base_url, _ = _normalise_base_url(name, options["base_url"])
+        if o.base_url is not None:
+            base_url, _ = _normalise_base_url(name, o.base_url)
             if provider != "openai" and builtin is not None:
                 raise JudgeConfigError(
                     name, "base_url",
                     f"built-in scorers can only be pointed at an OpenAI-compatible endpoint "
                     f"(model 'openai:/...'), not {provider!r}",
                 )
-
-        api_key_env = opt_str("api_key_env")
-        if api_key_env is not None:
-            if not _ENV_NAME_RE.match(api_key_env):
-                raise JudgeConfigError(
-                    name, "api_key_env",
-                    "must be the NAME of an environment variable (letters, digits, _), "
-                    "not the key itself",
-                )
-            if provider != "openai":
-                raise JudgeConfigError(
-                    name, "api_key_env",
-                    f"is only supported for 'openai:/' models; the {provider!r} provider reads "
-                    f"its own environment variable",
-                )
-
+        if o.api_key_env is not None and provider != "openai":
+            raise JudgeConfigError(
+                name, "api_key_env",
+                f"is only supported for 'openai:/' models; the {provider!r} provider reads "
+                f"its own environment variable",
+            )
         only_for("instructions", builtin is None, "make_judge")
         only_for("feedback_value_type", builtin is None, "make_judge")
         only_for("guidelines", builtin == "Guidelines", "builtin:Guidelines")
@@ -219,52 +227,25 @@ class JudgeSpec:
             "builtin:Correctness or make_judge",
         )
 
-        instructions = opt_str("instructions", required=builtin is None)
+        instructions = o.instructions.strip() if o.instructions is not None else None
         feedback_value_type = None
         if builtin is None:
-            assert instructions is not None
-            found = _TEMPLATE_RE.findall(instructions)
-            bad = sorted({v for v in found if v not in TEMPLATE_VARIABLES})
-            if bad:
-                raise JudgeConfigError(
-                    name, "instructions",
-                    f"unsupported template variable {{{{ {bad[0]} }}}} (MLflow allows: "
-                    f"{', '.join(TEMPLATE_VARIABLES)})",
-                )
-            if not found:
-                raise JudgeConfigError(
-                    name, "instructions",
-                    "must reference at least one of {{ inputs }}, {{ outputs }}, "
-                    "{{ expectations }}, {{ conversation }}, {{ trace }}",
-                )
-            fvt = options.get("feedback_value_type", "yes_no")
-            if fvt not in FEEDBACK_VALUE_TYPES:
-                raise JudgeConfigError(
-                    name, "feedback_value_type",
-                    f"must be one of {', '.join(FEEDBACK_VALUE_TYPES)}, got {fvt!r}",
-                )
-            feedback_value_type = fvt
+            if instructions is None:
+                raise JudgeConfigError(name, "instructions", "is required")
+            _check_template(name, instructions)
+            feedback_value_type = o.feedback_value_type or "yes_no"
 
         guidelines = None
         if builtin == "Guidelines":
-            raw = options.get("guidelines")
-            items = [raw] if isinstance(raw, str) else raw
-            if (
-                not isinstance(items, list | tuple)
-                or not items
-                or not all(isinstance(g, str) and g.strip() for g in items)
-            ):
+            if o.guidelines is None:
                 raise JudgeConfigError(
                     name, "guidelines", "is required: a non-empty string or list of strings"
                 )
+            items = [o.guidelines] if isinstance(o.guidelines, str) else o.guidelines
             guidelines = tuple(g.strip() for g in items)
 
-        expected_response = opt_str("expected_response")
-
-        pass_threshold = options.get("pass_threshold")
+        pass_threshold = o.pass_threshold
         if pass_threshold is not None:
-            if isinstance(pass_threshold, bool) or not isinstance(pass_threshold, int | float):
-                raise JudgeConfigError(name, "pass_threshold", "must be a number")
             if not math.isfinite(pass_threshold):
                 raise JudgeConfigError(name, "pass_threshold", "must be finite")
             if feedback_value_type not in ("float", "int"):
@@ -272,27 +253,39 @@ class JudgeSpec:
                     name, "pass_threshold",
                     "only applies to make_judge with feedback_value_type float or int",
                 )
-            pass_threshold = float(pass_threshold)
-
-        inference_params = options.get("inference_params")
-        if inference_params is not None:
-            if not isinstance(inference_params, Mapping) or not all(
-                isinstance(k, str) for k in inference_params
-            ):
-                raise JudgeConfigError(name, "inference_params", "must be a table/dict")
-            inference_params = dict(inference_params)
 
         return cls(
             name=name,
             scorer=scorer,
-            model=model,
+            model=o.model.strip(),
             base_url=base_url,
-            api_key_env=api_key_env,
+            api_key_env=o.api_key_env,
             instructions=instructions,
             feedback_value_type=feedback_value_type,
             guidelines=guidelines,
-            expected_response=expected_response,
+            expected_response=_strip(o.expected_response),
             pass_threshold=pass_threshold,
-            inference_params=inference_params,
-            description=opt_str("description"),
+            inference_params=o.inference_params,
+            description=_strip(o.description),
+        )
+
+
+def _strip(text: str | None) -> str | None:
+    return None if text is None else text.strip()
+
+
+def _check_template(name: str, instructions: str) -> None:
+    found = _TEMPLATE_RE.findall(instructions)
+    bad = sorted({v for v in found if v not in TEMPLATE_VARIABLES})
+    if bad:
+        raise JudgeConfigError(
+            name, "instructions",
+            f"unsupported template variable {{{{ {bad[0]} }}}} (MLflow allows: "
+            f"{', '.join(TEMPLATE_VARIABLES)})",
+        )
+    if not found:
+        raise JudgeConfigError(
+            name, "instructions",
+            "must reference at least one of {{ inputs }}, {{ outputs }}, "
+            "{{ expectations }}, {{ conversation }}, {{ trace }}",
         )
