@@ -279,6 +279,8 @@ def type_name(t: mi.Type) -> str:
         return type_name(t.type)
     if isinstance(t, mi.UnionType):
         names = [type_name(u) for u in t.types if not isinstance(u, mi.NoneType)]
+        if "number" in names and "integer" in names:
+            names.remove("integer")
         return " or ".join(dict.fromkeys(names))
     return {
         mi.StrType: "string", mi.IntType: "integer", mi.FloatType: "number",

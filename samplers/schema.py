@@ -13,17 +13,18 @@ import re
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
+import msgspec.inspect as mi
 from msgspec import Meta
 
-from .parsing import doc
+from .parsing import doc, limits, literal_choices, type_name
 from .rules import AlwaysDecl, DropDecl, ProbabilisticDecl, StratifiedDecl
 from .rules.base import NAME_PATTERN
 
 Pacing = Literal["even", "none"]
-Interval = Literal["wilson_kish", "jeffreys", "auto"]
+Interval = Literal["wilson_kish", "jeffreys", "auto", "jeffreys_mc"]
 RandomnessSource = Literal["auto", "trace_id", "hash"]
 PACINGS: tuple[str, ...] = get_args(Pacing)
-INTERVALS: tuple[str, ...] = get_args(Interval)
+INTERVALS: tuple[str, ...] = get_args(Interval)[:3]  # jeffreys_mc: an old name of jeffreys
 TRACE_AWARE_TOKENS = 6_000  # ~5,800 prompt tokens (tool-calling over the trace) + the verdict
 PLAIN_JUDGE_TOKENS = 300  # ~210 prompt tokens (inputs/outputs) + the verdict
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -61,18 +62,22 @@ class SourceDecl(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Randomness(_Section, frozen=True):
-    """Where each trace's random number comes from (see *Randomness*)."""
+    """Where each trace's random number comes from."""
 
-    source: Annotated[RandomnessSource, doc("`auto`, `trace_id` or `hash`.")] = "auto"
+    source: Annotated[
+        RandomnessSource,
+        doc("`hash`: sha256 of the id; `auto`/`trace_id`: the random low bits of a "
+            "`tr-<32 hex>` id (other ids are hashed). A salt always hashes."),
+    ] = "auto"
     salt: Annotated[str, doc("A salt makes decisions independent of another policy's.")] = ""
 
 
 class Estimation(_Section, frozen=True):
-    """How `estimate()` reports (see *Estimates*)."""
+    """How `estimate()` reports."""
 
     confidence: Annotated[float, Meta(ge=0.5, le=0.9999), doc("Interval confidence.")] = 0.95
     interval: Annotated[
-        Interval | Literal["jeffreys_mc"],
+        Interval,
         doc("Interval method (`jeffreys_mc` is read as `jeffreys`).",
             expected="one of " + ", ".join(INTERVALS)),
     ] = "auto"  # fmt: skip
@@ -95,7 +100,8 @@ class Budget(_Section, frozen=True):
     window: Annotated[
         str | float,
         doc("Window length (at least 1 s). Windows start at multiples of it since the Unix "
-            "epoch, in the trace's own timestamp.", expected=_DURATION_EXPECTED),
+            "epoch, in the trace's own timestamp.", expected=_DURATION_EXPECTED,
+            kind="duration (`600`, `\"30s\"`, `\"10m\"`, `\"1h\"`)"),
     ] = "1h"  # fmt: skip
     max_traces: Annotated[
         Annotated[int, Meta(ge=1)] | None, doc("Traces selected per window.")
@@ -196,9 +202,9 @@ class PolicyFile(_Section, frozen=True):
     ] = "1"  # fmt: skip
     description: Annotated[str, doc("Free text.")] = ""
     source: Annotated[SourceDecl, doc("What trace_tui reads.")] = SourceDecl()
-    randomness: Annotated[Randomness, doc("See *Randomness*.")] = Randomness()
+    randomness: Annotated[Randomness, doc("See `[randomness]`.")] = Randomness()
     budget: Annotated[Budget, doc("See `[budget]`.")] = Budget()
-    estimation: Annotated[Estimation, doc("See *Estimates*.")] = Estimation()
+    estimation: Annotated[Estimation, doc("See `[estimation]`.")] = Estimation()
     judge: Annotated[
         list[JudgeSchema],
         doc("Judges, see `[[judge]]`.", message="expected an array of tables ([[judge]])"),
@@ -215,3 +221,81 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "[estimation]": Estimation, "[[judge]]": JudgeSchema,
 }  # fmt: skip
 """The tables of a policy file by header (the rules' are in samplers.rules.RULE_TYPES)."""
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def key_table(
+    struct: type[msgspec.Struct], *, skip: tuple[str, ...] = (), headers: bool = False
+) -> str:
+    """A Markdown table of a Struct's keys: type with limits, default and doc; `headers`
+    names tables `[key]` and arrays of tables `[[key]]` (the top level of a file).
+
+    docs/policy.md's key tables are these (tests/test_samplers_policy_docs.py checks it)."""
+    info = mi.type_info(struct)
+    assert isinstance(info, mi.StructType)
+    order = [n for k in reversed(struct.__mro__) for n in getattr(k, "__annotations__", {})]
+    fields = sorted(info.fields, key=lambda f: order.index(f.name))
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in fields:
+        if f.encode_name in skip:
+            continue
+        description, kind = _describe_type(f.type, literal_choices(struct, f.name))
+        if f.required:
+            default = "required"
+        elif f.default_factory is not mi.NODEFAULT or f.default is None:
+            default = "none"
+        elif isinstance(f.default, msgspec.Struct):
+            default = ""
+        else:
+            default = f"`{_toml(f.default)}`"
+        key = f"`{f.encode_name}`"
+        if headers and kind in ("table", "array of tables"):
+            key = f"`[{f.encode_name}]`" if kind == "table" else f"`[[{f.encode_name}]]`"
+        rows.append(f"| {key} | {kind} | {default} | {description} |")
+    return "\n".join(rows)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _describe_type(t: mi.Type, choices: tuple[Any, ...]) -> tuple[str, str]:
+    """(doc, 'type and limits') of a declared field type."""
+    description = kind = ""
+    while True:
+        if isinstance(t, mi.Metadata):
+            description = description or str((t.extra_json_schema or {}).get("description", ""))
+            kind = kind or str((t.extra or {}).get("kind", ""))
+            t = t.type
+        elif isinstance(t, mi.UnionType) and any(isinstance(u, mi.NoneType) for u in t.types):
+            rest = [u for u in t.types if not isinstance(u, mi.NoneType)]
+            if len(rest) != 1:
+                t = mi.UnionType(tuple(rest))
+                break
+            t = rest[0]
+        else:
+            break
+    if kind:
+        pass
+    elif isinstance(t, mi.LiteralType):
+        kind = " or ".join(f"`{v}`" for v in (choices or t.values))
+    elif isinstance(t, mi.IntType | mi.FloatType):
+        kind = f"{type_name(t)} {limits(t)}".strip()
+    elif isinstance(t, mi.ListType):
+        item = t.item_type
+        while isinstance(item, mi.Metadata):
+            item = item.type
+        members = item.types if isinstance(item, mi.UnionType) else (item,)
+        if all(isinstance(u, mi.StructType) for u in members):
+            kind = "array of tables"
+        else:
+            kind = f"list of {type_name(item)}" if not isinstance(item, mi.AnyType) else "list"
+    else:
+        kind = type_name(t)
+    return description.replace("|", "\\|"), kind

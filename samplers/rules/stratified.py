@@ -45,42 +45,47 @@ class StratifiedDecl(RuleDecl, tag="stratified"):
     key_fields: Annotated[
         list[Any],
         msgspec.Meta(min_length=1),
-        doc("The stratum key, see *Strata*.", expected="a non-empty list like "
-            "['tags.route', 'bucket(duration_ms, [1000, 5000])']"),
+        doc("The stratum key, see *Strata*.", kind="list of field paths",
+            expected="a non-empty list like ['tags.route', 'bucket(duration_ms, [1000, 5000])']"),
     ]  # fmt: skip
     max_keys: Annotated[
-        int, msgspec.Meta(ge=1), doc("Distinct keys per window; more go to `__other__`.")
+        int, msgspec.Meta(ge=1), doc("Distinct keys per window; more go to `<rule>/__other__`.")
     ] = 500
-    allocation: Annotated[Allocation, doc("How the budget is spread, see *Allocation*.")] = (
+    allocation: Annotated[Allocation, doc("How the budget is spread, see *How rates are set*.")] = (
         "neyman"
     )
-    rate: Annotated[Rate | None, doc('The rate of `allocation = "fixed"`.')] = None
+    rate: Annotated[
+        Rate | None, doc('`allocation = "fixed"` only: the rate of every stratum.')
+    ] = None
     min_per_stratum: Annotated[
-        int, msgspec.Meta(ge=0), doc("Judged traces per stratum and window, at least.")
+        int, msgspec.Meta(ge=0), doc("Expected judged traces per stratum and window, at least.")
     ] = 1
-    min_rate: Annotated[float, _Unit, doc("Lowest rate of a stratum.")] = 0.0
-    max_rate: Annotated[float, _OpenUnit, doc("Highest rate of a stratum.")] = 1.0
-    new_key_rate: Annotated[float, _Unit, doc("Rate of a stratum not yet in the plan.")] = 1.0
+    min_rate: Annotated[float, _Unit, doc("Exploration floor on every stratum's rate.")] = 0.0
+    max_rate: Annotated[float, _OpenUnit, doc("Cap on every stratum's rate.")] = 1.0
+    new_key_rate: Annotated[float, _Unit, doc("Rate of a stratum first seen in this window.")] = 1.0
     target_rate: Annotated[
-        OpenRate | None, doc("Overall rate to aim at when no budget limit is set.")
+        OpenRate | None,
+        doc("At most this share of the rule's traffic (needed without a budget limit)."),
     ] = None
     budget_share: Annotated[
-        OpenRate | None, doc("This rule's share of the budget; default by population.")
+        OpenRate | None,
+        doc("Share of the budget left after fixed-rate rules; default by population."),
     ] = None
     ema_weight: Annotated[
-        float, _OpenUnit, doc("Weight of the last window in the population forecast.")
+        float, _OpenUnit, doc("Population forecast: EMA weight of the latest window.")
     ] = 0.5
     lookback_windows: Annotated[
-        int, msgspec.Meta(ge=1), doc("Windows the population forecast looks back.")
+        int, msgspec.Meta(ge=1), doc("Population forecast: windows it looks back.")
     ] = 12
     prior_strength: Annotated[
-        float, msgspec.Meta(ge=0), doc("Weight of the rule's pooled variance per stratum.")
+        float, msgspec.Meta(ge=0),
+        doc("Neyman: pseudo-observations shrinking toward the pooled rate."),
     ] = 2.0
     min_std: Annotated[
-        float, msgspec.Meta(ge=0), doc("Floor of a stratum's outcome standard deviation.")
+        float, msgspec.Meta(ge=0), doc("Neyman: floor on a stratum's outcome std dev.")
     ] = 0.05
     variance_combine: Annotated[
-        VarianceCombine, doc("How several judges' variances combine.")
+        VarianceCombine, doc("Several judges: the mean or max of their variances.")
     ] = "mean"
     strata: Annotated[
         dict[str, Any],
