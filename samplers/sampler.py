@@ -155,7 +155,7 @@ class Sampler:
         self._windows: dict[int, _WindowState] = {}
         self._w: int | None = None
         self._state: _WindowState | None = None
-        self.decide = self._compile_decide()  # type: ignore[method-assign]
+        self.decide = self._compile_decide()  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ plans and windows
 

@@ -143,11 +143,11 @@ def _openai_provider(model: str, policy: _CallPolicy) -> Any:
     )
     config = OpenAIConfig(openai_api_key=api_key, openai_api_base=api_base)
     return OpenAIProvider(
-        EndpointConfig(
-            name="openai",
-            endpoint_type="llm/v1/chat",
-            model={"provider": "openai", "name": model, "config": config.model_dump()},
-        )
+        EndpointConfig.model_validate({
+            "name": "openai",
+            "endpoint_type": "llm/v1/chat",
+            "model": {"provider": "openai", "name": model, "config": config.model_dump()},
+        })
     )
 
 
