@@ -23,7 +23,6 @@ from .rules.base import NAME_PATTERN
 Pacing = Literal["even", "none"]
 Interval = Literal["wilson_kish", "jeffreys", "auto", "jeffreys_mc"]
 RandomnessSource = Literal["auto", "trace_id", "hash"]
-PACINGS: tuple[str, ...] = get_args(Pacing)
 INTERVALS: tuple[str, ...] = get_args(Interval)[:3]  # jeffreys_mc: an old name of jeffreys
 TRACE_AWARE_TOKENS = 6_000  # ~5,800 prompt tokens (tool-calling over the trace) + the verdict
 PLAIN_JUDGE_TOKENS = 300  # ~210 prompt tokens (inputs/outputs) + the verdict
@@ -216,11 +215,6 @@ class PolicyFile(_Section, frozen=True):
     ] = None  # fmt: skip
 
 
-SECTIONS: dict[str, type[msgspec.Struct]] = {
-    "": PolicyFile, "[source]": SourceDecl, "[randomness]": Randomness, "[budget]": Budget,
-    "[estimation]": Estimation, "[[judge]]": JudgeSchema,
-}  # fmt: skip
-"""The tables of a policy file by header (the rules' are in samplers.rules.RULE_TYPES)."""
 
 
 # --------------------------------------------------------------------------- docs

@@ -12,7 +12,6 @@ from typing import Any, cast
 
 from .conditions import field_expr
 from .fields import MISSING, FieldRef, parse_field
-from .record import TraceRecord
 
 SEPARATOR = "•"
 OVERFLOW = "__other__"
@@ -156,14 +155,6 @@ def key_renderer(fields: Sequence[KeyField]) -> Callable[[tuple], str]:
         )
 
     return render
-
-
-def compile_key(fields: Sequence[KeyField]) -> tuple[Callable[[TraceRecord], tuple], Callable]:
-    """Return (extract, render): extract is the hot path (raw hashable tuple, no formatting);
-    render turns a raw tuple into the stable key string."""
-    ns: dict[str, Any] = {}
-    extract = eval(f"lambda r: {key_expr(fields, ns)}", ns)  # built from validated field names
-    return extract, key_renderer(fields)
 
 
 def _render_value(v: Any) -> str:

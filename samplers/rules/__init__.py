@@ -4,23 +4,15 @@ from .always import AlwaysDecl, AlwaysRule
 from .base import ConditionDecl, Rule, RuleDecl
 from .drop import UNMATCHED, DropDecl, DropRule, UnmatchedRule
 from .probabilistic import ProbabilisticDecl, ProbabilisticRule
-from .stratified import (
-    ALLOCATIONS,
-    VARIANCE_COMBINE,
-    StratifiedDecl,
-    StratifiedRule,
-    StratumOverride,
-)
+from .stratified import StratifiedDecl, StratifiedRule, StratumOverride
 
 RULE_TYPES: dict[str, type[Rule]] = {
     cls.type: cls for cls in (DropRule, AlwaysRule, ProbabilisticRule, StratifiedRule)
 }
 
 __all__ = [
-    "ALLOCATIONS",
     "RULE_TYPES",
     "UNMATCHED",
-    "VARIANCE_COMBINE",
     "AlwaysDecl",
     "AlwaysRule",
     "ConditionDecl",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 import numpy as np
@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Allocation = Literal["proportional", "equal", "neyman", "cost_optimal", "fixed"]
 VarianceCombine = Literal["mean", "max"]
-ALLOCATIONS: tuple[str, ...] = get_args(Allocation)
-VARIANCE_COMBINE: tuple[str, ...] = get_args(VarianceCombine)
 _Unit = msgspec.Meta(ge=0, le=1)
 _OpenUnit = msgspec.Meta(gt=0, le=1)
 Rate = Annotated[float, _Unit]

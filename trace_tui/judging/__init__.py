@@ -11,14 +11,12 @@ from trace_tui.judging.rest_trace import trace_from_rest_json
 from trace_tui.judging.run import JudgeVerdict, arun_judge, run_judge
 from trace_tui.judging.spec import (
     BUILTIN_SCORERS,
-    FEEDBACK_VALUE_TYPES,
     JudgeConfigError,
     JudgeSpec,
 )
 
 __all__ = [
     "BUILTIN_SCORERS",
-    "FEEDBACK_VALUE_TYPES",
     "JudgeConfigError",
     "JudgeDeadlineExceeded",
     "JudgeSpec",

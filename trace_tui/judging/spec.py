@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -31,7 +31,6 @@ BUILTIN_SCORERS = (
 )
 SCORER_KINDS = ("make_judge", *(f"builtin:{name}" for name in BUILTIN_SCORERS))
 FeedbackValueType = Literal["bool", "float", "int", "str", "yes_no"]
-FEEDBACK_VALUE_TYPES: tuple[str, ...] = get_args(FeedbackValueType)
 TEMPLATE_VARIABLES = ("inputs", "outputs", "expectations", "conversation", "trace")
 COMPLETIONS_SUFFIX = "/chat/completions"
 _TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
