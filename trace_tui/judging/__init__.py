@@ -13,6 +13,7 @@ from trace_tui.judging.spec import (
     BUILTIN_SCORERS,
     JudgeConfigError,
     JudgeSpec,
+    policy_judge_specs,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "bounded_judge_calls",
     "build_judge",
     "judge_spec_of",
+    "policy_judge_specs",
     "run_judge",
     "trace_from_rest_json",
 ]

@@ -14,13 +14,17 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
-from samplers.parsing import doc, explain
+from samplers.parsing import Ctx, doc, explain
 from trace_tui.core.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from samplers import Policy
 
 BUILTIN_SCORERS = (
     "RelevanceToQuery",
@@ -288,3 +292,20 @@ def _check_template(name: str, instructions: str) -> None:
             "must reference at least one of {{ inputs }}, {{ outputs }}, "
             "{{ expectations }}, {{ conversation }}, {{ trace }}",
         )
+
+
+def policy_judge_specs(policy: Policy) -> tuple[JudgeSpec, ...]:
+    """A policy's judges validated; an error names the file, line and key path as a
+    PolicyError does: ``policy.toml:12: judge[1].model: expected ..., got ...``."""
+    specs = []
+    for i, decl in enumerate(policy.judges):
+        try:
+            specs.append(JudgeSpec.from_decl(decl.name, decl.scorer, dict(decl.options)))
+        except JudgeConfigError as exc:
+            try:
+                text = Path(policy.path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            where = Ctx(policy.path, text).fail(f"judge[{i}].{exc.key}", exc.problem)
+            raise ConfigError(f"{where} (judge {decl.name!r})") from None
+    return tuple(specs)
