@@ -33,7 +33,6 @@ def doc(description: str, /, **extra: Any) -> msgspec.Meta:
     return msgspec.Meta(description=description, extra=extra or None)
 
 
-
 class Ctx:
     """Error context: file name and a best-effort key -> line locator."""
 

@@ -215,8 +215,6 @@ class PolicyFile(_Section, frozen=True):
     ] = None  # fmt: skip
 
 
-
-
 # --------------------------------------------------------------------------- docs
 
 

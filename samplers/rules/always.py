@@ -16,7 +16,7 @@ class AlwaysDecl(RuleDecl, tag="always"):
 class AlwaysRule(Rule):
     Decl: ClassVar[type[RuleDecl]] = AlwaysDecl
 
-    def window_rate_of(self, stratum: str) -> float:
+    def fixed_rate(self) -> float:
         return 1.0
 
     def reasons(self, new: bool) -> tuple[str, str]:

@@ -142,7 +142,7 @@ class Rule:
         self, strata: list[str], history: History
     ) -> list[tuple[str, float, str]] | None:
         """`(stratum, rate, basis)` known before allocating the budget; None = allocate."""
-        return [(s, self.window_rate_of(s), self.type) for s in strata]
+        return [(s, self.fixed_rate(), self.type) for s in strata]
 
     def count_keys(self, plan: Plan) -> int | None:
         """Keys of this rule admitted by the plan (None: the rule has no keys)."""
@@ -154,15 +154,15 @@ class Rule:
 
     # ------------------------------------------------------------------ deciding
 
-    def window_rate_of(self, stratum: str) -> float:
-        """The fixed rate of a keyless rule."""
+    def fixed_rate(self) -> float:
+        """The rate of every trace this (keyless) rule matches."""
         raise NotImplementedError
 
     def resolve(
         self, key_text: str | None, plan: Plan, admitted: dict[str, int]
     ) -> tuple[str, float, bool]:
         """`(stratum, rate, new)` for a record with rendered key `key_text` in a window."""
-        return self.name, self.window_rate_of(self.name), False
+        return self.name, self.fixed_rate(), False
 
     def reasons(self, new: bool) -> tuple[str, str]:
         """The decision reasons when selected and when not."""

@@ -19,7 +19,7 @@ class DropRule(Rule):
     Decl: ClassVar[type[RuleDecl]] = DropDecl
     guarded: ClassVar[bool] = False
 
-    def window_rate_of(self, stratum: str) -> float:
+    def fixed_rate(self) -> float:
         return 0.0
 
     def reasons(self, new: bool) -> tuple[str, str]:

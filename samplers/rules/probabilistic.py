@@ -42,5 +42,5 @@ class ProbabilisticRule(Rule):
             return {"rate": decl.rate}
         raise ctx.fail(f"{path}.rate", "expected rate (0..1] or sampling_percentage (0..100]")
 
-    def window_rate_of(self, stratum: str) -> float:
+    def fixed_rate(self) -> float:
         return self.rate

@@ -104,7 +104,6 @@ class JudgeConfigError(ConfigError, ValueError):
         super().__init__(f"judge {judge!r}: {key}: {self.problem}")
 
 
-
 def is_loopback_url(url: str | None) -> bool:
     if not url:
         return False
