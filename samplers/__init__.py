@@ -12,32 +12,32 @@ from .estimators import (
 )
 from .fields import MISSING
 from .outcomes import JudgedOutcome, outcome_value
+from .parsing import PolicyError
 from .plan import Plan, StratumPlan
-from .policy import (
-    Budget,
-    Estimation,
-    JudgeDecl,
-    Policy,
-    PolicyError,
-    Randomness,
-    Rule,
-    Source,
-    StratumOverride,
-    load_policy,
-    parse_policy,
-)
+from .policy import JudgeDecl, Policy, Source, load_policy, parse_policy
 from .randomness import hashed_randomness, id_randomness, threshold, threshold_probability
 from .record import TraceRecord
+from .rules import (
+    AlwaysRule,
+    DropRule,
+    ProbabilisticRule,
+    Rule,
+    StratifiedRule,
+    StratumOverride,
+)
 from .sampler import UNMATCHED, Decision, Sampler
+from .schema import Budget, Estimation, Randomness
 from .strata import OVERFLOW
 
 __all__ = [
     "MISSING",
     "OVERFLOW",
     "UNMATCHED",
+    "AlwaysRule",
     "Budget",
     "CellCount",
     "Decision",
+    "DropRule",
     "EstimateReport",
     "Estimation",
     "JudgeDecl",
@@ -48,10 +48,12 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PopulationCounts",
+    "ProbabilisticRule",
     "Randomness",
     "Rule",
     "Sampler",
     "Source",
+    "StratifiedRule",
     "StratumEstimate",
     "StratumOverride",
     "StratumPlan",

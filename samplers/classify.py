@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .conditions import conditions_expr
-from .policy import JudgeDecl, Policy, Rule
+from .policy import JudgeDecl, Policy
 from .record import TraceRecord
+from .rules import UNMATCHED, Rule, UnmatchedRule
 from .strata import key_expr, key_renderer
 
-UNMATCHED = "<unmatched>"
+__all__ = ["UNMATCHED", "CompiledRule", "compile_classifier", "compile_lookup", "compile_rules"]
 
 
 class CompiledRule:
@@ -26,7 +27,7 @@ class CompiledRule:
         self.index = index
         self.rule = rule
         self.judges = judges
-        self.render = key_renderer(rule.key_fields) if rule.type == "stratified" else None
+        self.render = key_renderer(rule.key_fields) if rule.key_fields else None
         # raw key -> entry of the active window; the dict object never changes (generated code
         # holds its .get), the sampler refills it when the active window changes
         self.cache: dict = {}
@@ -36,7 +37,7 @@ def compile_rules(policy: Policy) -> tuple[list[CompiledRule], CompiledRule]:
     """The policy's rules, plus the `<unmatched>` pseudo-rule for records no rule matches."""
     judges = {j.name: j for j in policy.judges}
     rules = [CompiledRule(i, r, [judges[n] for n in r.judges]) for i, r in enumerate(policy.rules)]
-    return rules, CompiledRule(len(rules), Rule(name=UNMATCHED, type="drop"), [])
+    return rules, CompiledRule(len(rules), UnmatchedRule(), [])
 
 
 def _generate(
@@ -57,7 +58,7 @@ def _generate(
             break
         cond = conditions_expr(cr.rule.conditions, cr.rule.match, ns)
         key = "None"
-        if cr.rule.type == "stratified":
+        if cr.rule.key_fields:
             key = key_expr(cr.rule.key_fields, ns, prefix=str(i))
         body = [f"k = {key}", ret(i)]
         if cond is None:  # a catch-all: later rules are unreachable

@@ -209,12 +209,3 @@ def compile_condition(cond: Condition) -> Predicate:
     ns: dict[str, Any] = {}
     expr = condition_expr(cond, ns)
     return eval(f"lambda r: bool({expr})", ns)  # expression built from validated parts only
-
-
-def compile_conditions(conditions: Sequence[Condition], match: str = "all") -> Predicate | None:
-    """Predicate for a rule's conditions; None when there are none (always true)."""
-    ns: dict[str, Any] = {}
-    expr = conditions_expr(conditions, match, ns)
-    if expr is None:
-        return None
-    return eval(f"lambda r: bool({expr})", ns)

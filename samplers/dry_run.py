@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .classify import UNMATCHED, compile_classifier, compile_rules
@@ -12,7 +12,6 @@ from .counts import PopulationCounts
 from .plan import build_plan, history_from_populations
 from .policy import Policy
 from .record import TraceRecord
-from .strata import OVERFLOW, stratum_name
 
 COLUMNS = [
     "rule", "stratum", "population", "population_per_window", "rate", "inclusion_probability",
@@ -51,15 +50,13 @@ def dry_run(
 
     by_stratum: dict[str, tuple[str, list[TraceRecord]]] = {}
     for cr in compiled:
-        keys = [(k, recs) for (rule, k), recs in pops.items() if rule == cr.rule.name]
-        if cr.render is None:
-            for _, recs in keys:
-                by_stratum[cr.rule.name] = (cr.rule.name, recs)
-            continue
-        keys.sort(key=lambda kr: (-len(kr[1]), cr.render(kr[0])))
-        for i, (k, recs) in enumerate(keys):
-            name = cr.rule.name
-            s = stratum_name(name, cr.render(k) if i < cr.rule.max_keys else OVERFLOW)
+        name = cr.rule.name
+        keys = [(k, recs) for (rule, k), recs in pops.items() if rule == name]
+        render = cr.render
+        if render is not None:
+            keys.sort(key=_by_population(render))
+        texts = [render(k) if render is not None else None for k, _ in keys]
+        for s, (_, recs) in zip(cr.rule.ranked_strata(texts), keys, strict=True):
             by_stratum.setdefault(s, (name, []))[1].extend(recs)
     if (UNMATCHED, None) in pops:
         by_stratum[UNMATCHED] = (UNMATCHED, pops[(UNMATCHED, None)])
@@ -97,6 +94,13 @@ def dry_run(
     df.attrs.update({"windows": n_windows, "window_s": policy.budget.window_s,
                      "notes": list(plan.notes)})  # fmt: skip
     return df
+
+
+def _by_population(
+    render: Callable[[Any], str],
+) -> Callable[[tuple[Any, list[TraceRecord]]], tuple[int, str]]:
+    """Sort key of (raw key, records): the largest population first, then the key's text."""
+    return lambda kr: (-len(kr[1]), render(kr[0]))
 
 
 def dry_run_totals(df, policy: Policy | None = None) -> dict[str, Any]:

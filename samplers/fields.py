@@ -10,7 +10,6 @@ MISSING = "<missing>"
 NUMERIC_FIELDS = frozenset(
     {"duration_ms", "timestamp_ms", "input_tokens", "output_tokens", "total_tokens", "cost_usd"}
 )
-STRING_FIELDS = frozenset({"status", "name"})
 SET_FIELDS = frozenset({"span_types", "span_names", "models"})
 
 _ALIASES: dict[str, str] = {

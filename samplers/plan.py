@@ -7,18 +7,16 @@ window's outcomes are seen and every replica holding the same counts computes th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .allocation import allocation_shape, bounded_allocation, combined_std
 from .counts import Moments, PopulationCounts
-from .policy import Policy, Rule
-from .strata import OVERFLOW
+from .policy import Policy
+from .rules import Rule, StratifiedRule
+from .rules.base import DEFAULT_LOOKBACK
 
-DEFAULT_EMA_WEIGHT = 0.5
-DEFAULT_LOOKBACK = 12
 N_RESOURCES = 3  # traces, judge tokens, judge USD
 MIN_COVERAGE = 0.1
 
@@ -75,12 +73,6 @@ class Plan:
         }
 
 
-def _rule_params(rule: Rule) -> tuple[float, int]:
-    if rule.type == "stratified":
-        return rule.ema_weight, rule.lookback_windows
-    return DEFAULT_EMA_WEIGHT, DEFAULT_LOOKBACK
-
-
 def history_from_counts(policy: Policy, counts: PopulationCounts, window_start_ms: int) -> History:
     """EMA forecast of each stratum's per-window population from windows before this one.
 
@@ -89,7 +81,7 @@ def history_from_counts(policy: Policy, counts: PopulationCounts, window_start_m
     """
     w_ms = policy.budget.window_ms
     rules = {r.name: r for r in policy.rules}
-    lookback = max((_rule_params(r)[1] for r in policy.rules), default=DEFAULT_LOOKBACK)
+    lookback = max((r.forecast_params()[1] for r in policy.rules), default=DEFAULT_LOOKBACK)
     cells = counts.totals_by_cell(window_start_ms - lookback * w_ms, window_start_ms)
     coverage = {w: counts.coverage(w) for w in {w for w, _ in cells}}
     # a window seen for less than MIN_COVERAGE of its length says too little to forecast from
@@ -102,7 +94,7 @@ def history_from_counts(policy: Policy, counts: PopulationCounts, window_start_m
         rule = rules.get(counts.rule_of(stratum))
         if rule is None:
             continue  # a stratum of a rule that is no longer in the policy
-        alpha, lb = _rule_params(rule)
+        alpha, lb = rule.forecast_params()
         avg: float | None = None
         raw_pop = 0.0
         tok_sum = 0.0
@@ -185,24 +177,15 @@ def build_plan(policy: Policy, history: History, window_start_ms: int) -> Plan:
         )
         return np.array(spend)
 
-    adaptive: list[Rule] = []
+    adaptive: list[StratifiedRule] = []
     for rule in policy.rules:
         names = by_rule.get(rule.name, [])
-        if rule.type == "drop":
-            for s in names:
-                put(s, rule, 0.0, None, "drop")
-        elif rule.type == "always":
-            for s in names:
-                reserved += put(s, rule, 1.0, None, "always")
-        elif rule.type == "probabilistic":
-            for s in names:
-                reserved += put(s, rule, float(rule.rate or 0.0), None, "probabilistic")
-        elif rule.allocation == "fixed":
-            for s in _admitted(rule, names, history):
-                ov = rule.strata.get(_key_of(rule, s))
-                rate = ov.rate if ov is not None and ov.rate is not None else rule.rate
-                reserved += put(s, rule, float(rate or 0.0), None, "fixed")
+        fixed = rule.fixed_rates(names, history)
+        if fixed is not None:
+            for s, rate, basis in fixed:
+                reserved += put(s, rule, rate, None, basis)
         else:
+            assert isinstance(rule, StratifiedRule)  # only stratified rules allocate
             adaptive.append(rule)
 
     remaining = np.maximum(limits - reserved, 0.0)
@@ -220,107 +203,12 @@ def build_plan(policy: Policy, history: History, window_start_ms: int) -> Plan:
         else:
             share = 0.0
         rule_limits = np.array([x if np.isinf(x) else x * share for x in remaining])
-        _allocate_rule(policy, rule, history, by_rule.get(rule.name, []), rule_limits, plan, put)
+        rule.allocate(
+            policy.budget, costs_of[rule.name], history, by_rule.get(rule.name, []),
+            rule_limits, plan, put,
+        )  # fmt: skip
     for rule in policy.rules:
-        if rule.type == "stratified":
-            plan.keys_per_rule[rule.name] = sum(
-                1 for sp in plan.strata.values()
-                if sp.rule == rule.name and _key_of(rule, sp.stratum) != OVERFLOW
-            )  # fmt: skip
+        keys = rule.count_keys(plan)
+        if keys is not None:
+            plan.keys_per_rule[rule.name] = keys
     return plan
-
-
-def _key_of(rule: Rule, stratum: str) -> str:
-    return stratum[len(rule.name) + 1 :]
-
-
-def _admitted(rule: Rule, names: Iterable[str], history: History) -> list[str]:
-    """The rule's known strata, at most max_keys by forecast population (overflow always kept)."""
-    names = list(names)
-    keyed = sorted(
-        (s for s in names if _key_of(rule, s) != OVERFLOW),
-        key=lambda s: (-history.strata[s].population, s),
-    )
-    return keyed[: rule.max_keys] + [s for s in names if _key_of(rule, s) == OVERFLOW]
-
-
-def _allocate_rule(
-    policy: Policy,
-    rule: Rule,
-    history: History,
-    names: list[str],
-    limits: np.ndarray,
-    plan: Plan,
-    put: Callable[[str, Rule, float, float | None, str], np.ndarray],
-) -> None:
-    """Allocate one adaptive stratified rule's share of the budget over its strata."""
-    strata = _admitted(rule, names, history)
-    if not strata:
-        return
-    costs_of = _Costs(policy, rule)
-    fixed: list[str] = []
-    free: list[str] = []
-    for s in strata:
-        ov = rule.strata.get(_key_of(rule, s))
-        (fixed if ov is not None and ov.rate is not None else free).append(s)
-    limits = limits.copy()
-    for s in fixed:
-        limits -= put(s, rule, float(rule.strata[_key_of(rule, s)].rate), None, "override")
-    limits = np.maximum(limits, 0.0)
-    if not free:
-        return
-    pop = np.array([history.strata[s].population for s in free])
-    if rule.target_rate is not None:
-        limits[0] = min(limits[0], rule.target_rate * float(pop.sum()) * costs_of.fmax)
-    costs = np.array([costs_of.vector(history.strata[s].mean_tokens) for s in free], dtype=float)
-    pooled = _pooled_moments(rule, history)
-    stds = np.array([_std(rule, s, history, pooled) for s in free])
-    mins = np.array(
-        [
-            (ov.min if (ov := rule.strata.get(_key_of(rule, s))) is not None and ov.min is not None
-             else rule.min_per_stratum)
-            for s in free
-        ],
-        dtype=float,
-    ) / costs_of.fmax  # fmt: skip
-    upper = rule.max_rate * pop
-    lower = np.minimum(np.maximum(mins, rule.min_rate * pop), upper)
-    shape = allocation_shape(rule.allocation, pop, stds, _unit_cost(policy, costs))
-    n, ok = bounded_allocation(shape, lower, upper, costs, limits)
-    if not ok:
-        plan.minimums_met = False
-        plan.notes.append(
-            f"{rule.name}: per-stratum minimums exceed the budget; scaled down to fit"
-        )
-    rates = np.clip(n / pop, 0.0, 1.0)
-    for s, rate, std in zip(free, rates.tolist(), stds.tolist(), strict=True):
-        put(s, rule, rate, std, "allocation")
-
-
-def _unit_cost(policy: Policy, costs: np.ndarray) -> np.ndarray:
-    """c_h for cost-optimal allocation: judge dollars when only a dollar budget is set,
-    else judge tokens, else traces."""
-    b = policy.budget
-    if b.max_usd is not None and b.max_tokens is None and costs[:, 2].any():
-        return costs[:, 2]
-    if costs[:, 1].any():
-        return costs[:, 1]
-    return costs[:, 0]
-
-
-def _pooled_moments(rule: Rule, history: History) -> dict[str, Moments]:
-    pooled: dict[str, Moments] = {}
-    for (s, j), m in history.moments.items():
-        h = history.strata.get(s)
-        if h is not None and h.rule == rule.name and j in rule.judges:
-            pooled[j] = pooled.get(j, Moments()) + m
-    return pooled
-
-
-def _std(rule: Rule, stratum: str, history: History, pooled: dict[str, Moments]) -> float:
-    per_judge = [
-        (history.moments.get((stratum, j), Moments()), pooled[j])
-        for j in rule.judges
-        if j in pooled and pooled[j].n > 0
-    ]
-    return combined_std(per_judge, rule.prior_strength, rule.min_std, rule.variance_combine)

@@ -1,10 +1,13 @@
-"""Sampling policy: dataclasses and the TOML loader (one-line `PolicyError`s)."""
+"""Sampling policy: the parsed policy and its TOML loader (one-line `PolicyError`s).
+
+The keys, defaults and limits are declared in samplers/schema.py and samplers/rules/; this
+module decodes a file against them and runs the checks that span several keys.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -13,27 +16,35 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .conditions import Condition, compile_condition, normalize_op
-from .fields import parse_field
-from .randomness import RANDOMNESS_SOURCES
-from .strata import KeyField, parse_key_field, parse_key_string
+from .parsing import Ctx, PolicyError, decode
+from .rules import RULE_TYPES, Rule, StratifiedRule
+from .schema import (
+    PLAIN_JUDGE_TOKENS,
+    TRACE_AWARE_TOKENS,
+    Budget,
+    Estimation,
+    JudgeSchema,
+    PolicyFile,
+    Randomness,
+    SourceDecl,
+)
 
-RULE_TYPES = ("drop", "always", "probabilistic", "stratified")
-ALLOCATIONS = ("proportional", "equal", "neyman", "cost_optimal", "fixed")
-PACINGS = ("even", "none")
-INTERVALS = ("wilson_kish", "jeffreys", "auto")
-VARIANCE_COMBINE = ("mean", "max")
-TRACE_AWARE_TOKENS = 6_000  # ~5,800 prompt tokens (tool-calling over the trace) + the verdict
-PLAIN_JUDGE_TOKENS = 300  # ~210 prompt tokens (inputs/outputs) + the verdict
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+__all__ = [
+    "PLAIN_JUDGE_TOKENS",
+    "TRACE_AWARE_TOKENS",
+    "Budget",
+    "Estimation",
+    "JudgeDecl",
+    "Policy",
+    "PolicyError",
+    "Randomness",
+    "Source",
+    "load_policy",
+    "parse_policy",
+]
+
 _TRACE_VAR = re.compile(r"\{\{\s*trace\s*\}\}")
 _FROZEN_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-class PolicyError(ValueError):
-    """A policy file problem; the message is one line: `<file>[:line]: <key>: <what>`."""
 
 
 @dataclass(frozen=True)
@@ -46,55 +57,18 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=lambda: _FROZEN_EMPTY)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Per-window judge budget; None limits are unlimited."""
-
-    window_s: float = 3600.0
-    max_traces: int | None = None
-    max_tokens: int | None = None
-    max_usd: float | None = None
-    pacing: str = "even"
-    burst: float = 0.25
-    headroom: float = 0.1
-    replicas: int = 1
-
-    @property
-    def window_ms(self) -> int:
-        return round(self.window_s * 1000)
-
-    @property
-    def limited(self) -> bool:
-        return any(x is not None for x in (self.max_traces, self.max_tokens, self.max_usd))
-
-
-@dataclass(frozen=True)
-class Randomness:
-    source: str = "auto"
-    salt: str = ""
-
-
-@dataclass(frozen=True)
-class Estimation:
-    confidence: float = 0.95
-    interval: str = "auto"
-    small_n: int = 20
-    mc_draws: int = 4000
-    seed: int = 0
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JudgeDecl:
     """A judge declared in the policy; `options` keeps every other key verbatim for trace_tui."""
 
     name: str
     scorer: str
     est_tokens: int
-    usd_per_1k_tokens: float = 0.0
-    sample_fraction: float = 1.0
-    trace_token_factor: float = 0.0
-    trace_aware: bool = False
-    options: Mapping[str, Any] = field(default_factory=lambda: _FROZEN_EMPTY)
+    usd_per_1k_tokens: float
+    sample_fraction: float
+    trace_token_factor: float
+    trace_aware: bool
+    options: Mapping[str, Any]
 
     @property
     def kind(self) -> str:
@@ -106,39 +80,6 @@ class JudgeDecl:
 
     def usd_for(self, trace_tokens: float) -> float:
         return self.tokens_for(trace_tokens) / 1000.0 * self.usd_per_1k_tokens
-
-
-@dataclass(frozen=True)
-class StratumOverride:
-    rate: float | None = None
-    min: int | None = None
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One `[[policy]]` entry. Rules are tried in order; the first match decides."""
-
-    name: str
-    type: str
-    conditions: tuple[Condition, ...] = ()
-    match: str = "all"
-    judges: tuple[str, ...] = ()
-    rate: float | None = None
-    key_fields: tuple[KeyField, ...] = ()
-    max_keys: int = 500
-    allocation: str = "neyman"
-    min_per_stratum: int = 1
-    min_rate: float = 0.0
-    max_rate: float = 1.0
-    new_key_rate: float = 1.0
-    target_rate: float | None = None
-    budget_share: float | None = None
-    ema_weight: float = 0.5
-    lookback_windows: int = 12
-    prior_strength: float = 2.0
-    min_std: float = 0.05
-    variance_combine: str = "mean"
-    strata: Mapping[str, StratumOverride] = field(default_factory=lambda: _FROZEN_EMPTY)
 
 
 @dataclass(frozen=True)
@@ -175,143 +116,13 @@ class Policy:
         raise KeyError(name)
 
 
-# --------------------------------------------------------------------------- loader
-
-
-class _Ctx:
-    """Error context: file name and a best-effort key -> line locator."""
-
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.lines = text.splitlines()
-
-    def fail(self, path: str, message: str) -> PolicyError:
-        line = self._locate(path)
-        where = f"{self.source}:{line}" if line else self.source
-        return PolicyError(f"{where}: {path}: {message}" if path else f"{where}: {message}")
-
-    def _locate(self, path: str) -> int | None:
-        m = re.match(r"^(?P<table>[A-Za-z_]+)(?:\[(?P<idx>\d+)\])?(?:\.(?P<key>[A-Za-z_]+))?", path)
-        if not m:
-            return None
-        table, idx, key = m.group("table"), m.group("idx"), m.group("key")
-        start = None
-        if idx is not None:
-            header = re.compile(rf"^\s*\[\[\s*{table}\s*\]\]")
-            seen = -1
-            for i, text in enumerate(self.lines):
-                if header.match(text):
-                    seen += 1
-                    if seen == int(idx):
-                        start = i
-                        break
-        elif key is not None:
-            header = re.compile(rf"^\s*\[\s*{table}\s*\]")
-            start = next((i for i, t in enumerate(self.lines) if header.match(t)), None)
-            if start is None:
-                return self._key_line(table, 0, top_level=True)
-        else:
-            return self._key_line(table, 0, top_level=True)
-        if start is None:
-            return None
-        if key is None:
-            return start + 1
-        return self._key_line(key, start + 1) or start + 1
-
-    def _key_line(self, key: str, start: int, top_level: bool = False) -> int | None:
-        pat = re.compile(rf"^\s*{re.escape(key)}\s*=")
-        for i in range(start, len(self.lines)):
-            text = self.lines[i]
-            if re.match(r"^\s*\[", text):
-                if top_level:
-                    return None
-                if i > start:
-                    return None
-            if pat.match(text):
-                return i + 1
-        return None
-
-
-def _check_keys(ctx: _Ctx, path: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            sub = f"{path}.{key}" if path else key
-            raise ctx.fail(sub, f"unknown key; expected one of {', '.join(allowed)}")
-
-
-def _table(ctx: _Ctx, path: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ctx.fail(path, f"expected a table, got {value!r}")
-    return value
-
-
-def _get(
-    ctx: _Ctx,
-    table: Mapping[str, Any],
-    path: str,
-    key: str,
-    kind: str,
-    default: Any = None,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    choices: tuple[str, ...] | None = None,
-) -> Any:
-    """Typed read with one-line errors; kind in str|int|float|bool."""
-    full = f"{path}.{key}" if path else key
-    if key not in table:
-        return default
-    v = table[key]
-    if kind == "str":
-        if not isinstance(v, str):
-            raise ctx.fail(full, f"expected a string, got {v!r}")
-        if choices is not None and v not in choices:
-            raise ctx.fail(full, f"expected one of {', '.join(choices)}, got {v!r}")
-        return v
-    if kind == "bool":
-        if not isinstance(v, bool):
-            raise ctx.fail(full, f"expected true or false, got {v!r}")
-        return v
-    if kind == "int":
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ctx.fail(full, f"expected an integer, got {v!r}")
-    elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ctx.fail(full, f"expected a number, got {v!r}")
-    too_low = lo is not None and (v <= lo if lo_open else v < lo)
-    if too_low or (hi is not None and v > hi):
-        parts = []
-        if lo is not None:
-            parts.append(f"> {lo:g}" if lo_open else f">= {lo:g}")
-        if hi is not None:
-            parts.append(f"<= {hi:g}")
-        noun = "an integer" if kind == "int" else "a number"
-        raise ctx.fail(full, f"expected {noun} {' and '.join(parts)}, got {v!r}")
-    return float(v) if kind == "float" else v
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 600, 600.0, '600', '10m', '1h', '250ms'."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration like 600, '30s', '10m' or '1h', got {value!r}")
-    return seconds
-
-
 def _strip_quoted(text: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
 
 
-_TOP = ("name", "version", "description", "source", "randomness", "budget", "estimation")
-_TOP_ARRAYS = ("judge", "policy")
-
-
 def parse_policy(text: str, source: str = "<string>") -> Policy:
     """Parse policy TOML text; raise PolicyError naming `source`, the key/line and the problem."""
-    ctx = _Ctx(source, text)
+    ctx = Ctx(source, text)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -319,40 +130,33 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         where = f"{source}:{m.group(1)}" if m else source
         raise PolicyError(f"{where}: invalid TOML: {msg}") from None
-    _check_keys(ctx, "", raw, _TOP + _TOP_ARRAYS)
+    decl = decode(ctx, "", raw, PolicyFile)
 
-    name = _get(ctx, raw, "", "name", "str", "policy")
-    version_raw = raw.get("version", "1")
-    if isinstance(version_raw, bool) or not isinstance(version_raw, (str, int, float)):
-        raise ctx.fail("version", f"expected a string or number, got {version_raw!r}")
-    description = _get(ctx, raw, "", "description", "str", "")
-
-    judges = _parse_judges(ctx, raw.get("judge", []))
+    judges = _judges(ctx, decl.judge, raw.get("judge", []))
     judge_names = tuple(j.name for j in judges)
-    budget = _parse_budget(ctx, raw.get("budget", {}))
-    src = _parse_source(ctx, raw.get("source", {}))
-    randomness = _parse_randomness(ctx, raw.get("randomness", {}))
-    estimation = _parse_estimation(ctx, raw.get("estimation", {}))
+    budget = decl.budget
+    try:
+        window_s = budget.window_s
+    except ValueError as exc:
+        raise ctx.fail("budget.window", str(exc)) from None
+    if window_s < 1.0:
+        raise ctx.fail("budget.window", f"expected a window of at least 1s, got {budget.window!r}")
+    src = _source(ctx, decl.source, raw.get("source", {}))
 
-    rules_raw = raw.get("policy")
-    if rules_raw is None:
-        raise ctx.fail("policy", "expected at least one [[policy]] rule, got none")
-    if not isinstance(rules_raw, list) or not all(isinstance(r, dict) for r in rules_raw):
-        raise ctx.fail("policy", "expected an array of tables ([[policy]])")
-    if not rules_raw:
+    if not decl.policy:
         raise ctx.fail("policy", "expected at least one [[policy]] rule, got none")
     rules: list[Rule] = []
     seen: set[str] = set()
-    for i, rr in enumerate(rules_raw):
-        rule = _parse_rule(ctx, f"policy[{i}]", rr, judge_names, budget)
+    for i, rule_decl in enumerate(decl.policy):
+        path = f"policy[{i}]"
+        cls = RULE_TYPES[str(rule_decl.__struct_config__.tag)]
+        rule = cls.from_decl(ctx, path, rule_decl, judge_names, budget)
         if rule.name in seen:
-            raise ctx.fail(
-                f"policy[{i}].name", f"expected a unique rule name, got {rule.name!r} twice"
-            )
+            raise ctx.fail(f"{path}.name", f"expected a unique rule name, got {rule.name!r} twice")
         seen.add(rule.name)
         rules.append(rule)
 
-    shares = sum(r.budget_share or 0.0 for r in rules)
+    shares = sum(r.budget_share or 0.0 for r in rules if isinstance(r, StratifiedRule))
     if shares > 1.0 + 1e-9:
         raise ctx.fail("policy", f"expected budget_share values summing to <= 1, got {shares:g}")
     if budget.max_usd is not None and not any(j.usd_per_1k_tokens > 0 for j in judges):
@@ -362,15 +166,15 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
 
     canonical = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=False)
     return Policy(
-        name=name,
-        version=str(version_raw),
+        name=decl.name,
+        version=str(decl.version),
         rules=tuple(rules),
         judges=judges,
         budget=budget,
         source=src,
-        randomness=randomness,
-        estimation=estimation,
-        description=description,
+        randomness=decl.randomness,
+        estimation=decl.estimation,
+        description=decl.description,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         path=source,
     )
@@ -388,327 +192,51 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(text, source=str(p))
 
 
-# --------------------------------------------------------------------------- sections
-
-
-def _parse_budget(ctx: _Ctx, value: Any) -> Budget:
-    t = _table(ctx, "budget", value)
-    _check_keys(
-        ctx,
-        "budget",
-        t,
-        (
-            "window",
-            "max_traces",
-            "max_tokens",
-            "max_usd",
-            "pacing",
-            "burst",
-            "headroom",
-            "replicas",
-        ),
-    )
-    window_s = 3600.0
-    if "window" in t:
-        try:
-            window_s = parse_duration(t["window"])
-        except ValueError as exc:
-            raise ctx.fail("budget.window", str(exc)) from None
-        if window_s < 1.0:
-            raise ctx.fail(
-                "budget.window", f"expected a window of at least 1s, got {t['window']!r}"
-            )
-    return Budget(
-        window_s=window_s,
-        max_traces=_get(ctx, t, "budget", "max_traces", "int", None, lo=1),
-        max_tokens=_get(ctx, t, "budget", "max_tokens", "int", None, lo=1),
-        max_usd=_get(ctx, t, "budget", "max_usd", "float", None, lo=0, lo_open=True),
-        pacing=_get(ctx, t, "budget", "pacing", "str", "even", choices=PACINGS),
-        burst=_get(ctx, t, "budget", "burst", "float", 0.25, lo=0, hi=1),
-        headroom=_get(ctx, t, "budget", "headroom", "float", 0.1, lo=0, hi=0.9),
-        replicas=_get(ctx, t, "budget", "replicas", "int", 1, lo=1),
-    )
-
-
-def _parse_source(ctx: _Ctx, value: Any) -> Source:
-    t = _table(ctx, "source", value)
-    ids_raw = t.get("experiment_ids", [])
-    if "experiment_id" in t:
-        ids_raw = [t["experiment_id"]]
-    if not isinstance(ids_raw, list) or not all(
-        isinstance(x, (str, int)) and not isinstance(x, bool) for x in ids_raw
-    ):
-        raise ctx.fail("source.experiment_ids", f"expected a list of ids, got {ids_raw!r}")
-    name = _get(ctx, t, "source", "experiment_name", "str", None)
-    filt = _get(ctx, t, "source", "filter_string", "str", None)
+def _source(ctx: Ctx, decl: SourceDecl, raw: dict[str, Any]) -> Source:
+    ids = decl.experiment_ids if decl.experiment_id is None else [decl.experiment_id]
+    filt = decl.filter_string
     if filt is not None and re.search(r"\bOR\b", _strip_quoted(filt), flags=re.IGNORECASE):
         raise ctx.fail(
             "source.filter_string",
             f"expected an AND-only MLflow filter string (MLflow rejects OR), got {filt!r}",
         )
-    known = {"experiment_ids", "experiment_id", "experiment_name", "filter_string"}
-    options = {k: v for k, v in t.items() if k not in known}
-    return Source(tuple(str(x) for x in ids_raw), name, filt, MappingProxyType(options))
+    known = set(SourceDecl.__struct_fields__)
+    options = {k: v for k, v in raw.items() if k not in known}
+    return Source(tuple(str(x) for x in ids), decl.experiment_name, filt, MappingProxyType(options))
 
 
-def _parse_randomness(ctx: _Ctx, value: Any) -> Randomness:
-    t = _table(ctx, "randomness", value)
-    _check_keys(ctx, "randomness", t, ("source", "salt"))
-    return Randomness(
-        source=_get(ctx, t, "randomness", "source", "str", "auto", choices=RANDOMNESS_SOURCES),
-        salt=_get(ctx, t, "randomness", "salt", "str", ""),
-    )
+_JUDGE_KEYS = frozenset(JudgeSchema.__struct_fields__)
 
 
-def _parse_estimation(ctx: _Ctx, value: Any) -> Estimation:
-    t = _table(ctx, "estimation", value)
-    _check_keys(ctx, "estimation", t, ("confidence", "interval", "small_n", "mc_draws", "seed"))
-    interval = t.get("interval", "auto")
-    if interval == "jeffreys_mc":
-        interval = "jeffreys"
-    if interval not in INTERVALS:
-        raise ctx.fail(
-            "estimation.interval", f"expected one of {', '.join(INTERVALS)}, got {interval!r}"
-        )
-    return Estimation(
-        confidence=_get(ctx, t, "estimation", "confidence", "float", 0.95, lo=0.5, hi=0.9999),
-        interval=interval,
-        small_n=_get(ctx, t, "estimation", "small_n", "int", 20, lo=1),
-        mc_draws=_get(ctx, t, "estimation", "mc_draws", "int", 4000, lo=100),
-        seed=_get(ctx, t, "estimation", "seed", "int", 0),
-    )
-
-
-_JUDGE_KNOWN = (
-    "name",
-    "scorer",
-    "kind",
-    "est_tokens",
-    "usd_per_1k_tokens",
-    "sample_fraction",
-    "trace_token_factor",
-)
-
-
-def _parse_judges(ctx: _Ctx, value: Any) -> tuple[JudgeDecl, ...]:
-    if not isinstance(value, list) or not all(isinstance(j, dict) for j in value):
-        raise ctx.fail("judge", "expected an array of tables ([[judge]])")
+def _judges(
+    ctx: Ctx, decls: list[JudgeSchema], raw: list[dict[str, Any]]
+) -> tuple[JudgeDecl, ...]:
     out: list[JudgeDecl] = []
-    for i, t in enumerate(value):
+    for i, (d, t) in enumerate(zip(decls, raw, strict=True)):
         path = f"judge[{i}]"
-        name = t.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ctx.fail(f"{path}.name", f"expected a name like 'relevance', got {name!r}")
-        if any(j.name == name for j in out):
-            raise ctx.fail(f"{path}.name", f"expected a unique judge name, got {name!r} twice")
-        scorer = t.get("scorer", t.get("kind"))
-        if not isinstance(scorer, str) or not scorer.strip():
+        if any(j.name == d.name for j in out):
+            raise ctx.fail(f"{path}.name", f"expected a unique judge name, got {d.name!r} twice")
+        scorer = d.scorer if "scorer" in t else d.kind
+        if scorer is None or not scorer.strip():
             raise ctx.fail(
                 f"{path}.scorer",
                 f"expected a scorer such as 'builtin:Safety' or 'make_judge', got {scorer!r}",
             )
-        options = {k: v for k, v in t.items() if k not in _JUDGE_KNOWN}
+        options = {k: v for k, v in t.items() if k not in _JUDGE_KEYS}
         instructions = options.get("instructions")
         trace_aware = isinstance(instructions, str) and bool(_TRACE_VAR.search(instructions))
         default_tokens = TRACE_AWARE_TOKENS if trace_aware else PLAIN_JUDGE_TOKENS
         out.append(
             JudgeDecl(
-                name=name,
+                name=d.name,
                 scorer=scorer,
-                est_tokens=_get(ctx, t, path, "est_tokens", "int", default_tokens, lo=1),
-                usd_per_1k_tokens=_get(ctx, t, path, "usd_per_1k_tokens", "float", 0.0, lo=0),
-                sample_fraction=_get(
-                    ctx, t, path, "sample_fraction", "float", 1.0, lo=0, lo_open=True, hi=1
-                ),
-                trace_token_factor=_get(ctx, t, path, "trace_token_factor", "float", 0.0, lo=0),
+                est_tokens=default_tokens if d.est_tokens is None else d.est_tokens,
+                usd_per_1k_tokens=d.usd_per_1k_tokens,
+                sample_fraction=d.sample_fraction,
+                trace_token_factor=d.trace_token_factor,
                 trace_aware=trace_aware,
                 options=MappingProxyType(options),
             )
         )
     return tuple(out)
 
-
-_RULE_COMMON = ("name", "type", "conditions", "match", "judges")
-_RULE_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "drop": (),
-    "always": (),
-    "probabilistic": ("rate", "sampling_percentage"),
-    "stratified": (
-        "key_fields",
-        "max_keys",
-        "allocation",
-        "rate",
-        "min_per_stratum",
-        "min_rate",
-        "max_rate",
-        "new_key_rate",
-        "target_rate",
-        "budget_share",
-        "ema_weight",
-        "lookback_windows",
-        "prior_strength",
-        "min_std",
-        "variance_combine",
-        "strata",
-    ),
-}
-
-
-def _parse_rule(
-    ctx: _Ctx, path: str, t: dict[str, Any], judge_names: tuple[str, ...], budget: Budget
-) -> Rule:
-    name = t.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ctx.fail(
-            f"{path}.name", f"expected a rule name of letters, digits, '_.:@+-', got {name!r}"
-        )
-    rtype = t.get("type")
-    if rtype not in RULE_TYPES:
-        raise ctx.fail(f"{path}.type", f"expected one of {', '.join(RULE_TYPES)}, got {rtype!r}")
-    allowed = _RULE_COMMON + _RULE_BY_TYPE[rtype]
-    for key in t:
-        if key not in allowed:
-            other = [k for k, keys in _RULE_BY_TYPE.items() if key in keys]
-            hint = f"only valid for type {' or '.join(other)}" if other else "unknown key"
-            raise ctx.fail(f"{path}.{key}", f"{hint}; expected one of {', '.join(allowed)}")
-
-    match = _get(ctx, t, path, "match", "str", "all", choices=("all", "any"))
-    conditions = _parse_conditions(ctx, f"{path}.conditions", t.get("conditions", []))
-    judges = judge_names
-    if "judges" in t:
-        if rtype == "drop":
-            raise ctx.fail(f"{path}.judges", "expected no judges on a drop rule")
-        js = t["judges"]
-        if not isinstance(js, list) or not all(isinstance(j, str) for j in js):
-            raise ctx.fail(f"{path}.judges", f"expected a list of judge names, got {js!r}")
-        for j in js:
-            if j not in judge_names:
-                expected = ", ".join(judge_names) or "(no [[judge]] declared)"
-                raise ctx.fail(f"{path}.judges", f"expected one of {expected}, got {j!r}")
-        judges = tuple(dict.fromkeys(js))
-    if rtype == "drop":
-        judges = ()
-
-    kw: dict[str, Any] = {}
-    if rtype == "probabilistic":
-        if "rate" in t and "sampling_percentage" in t:
-            raise ctx.fail(f"{path}.rate", "expected either rate or sampling_percentage, not both")
-        if "sampling_percentage" in t:
-            pct = _get(ctx, t, path, "sampling_percentage", "float", lo=0, lo_open=True, hi=100)
-            kw["rate"] = pct / 100.0
-        elif "rate" in t:
-            kw["rate"] = _get(ctx, t, path, "rate", "float", lo=0, lo_open=True, hi=1)
-        else:
-            raise ctx.fail(f"{path}.rate", "expected rate (0..1] or sampling_percentage (0..100]")
-    elif rtype == "stratified":
-        kw = _parse_stratified(ctx, path, t, budget)
-    return Rule(name=name, type=rtype, conditions=conditions, match=match, judges=judges, **kw)
-
-
-def _parse_conditions(ctx: _Ctx, path: str, value: Any) -> tuple[Condition, ...]:
-    if not isinstance(value, list):
-        raise ctx.fail(path, f"expected a list of {{ field, op, value }} tables, got {value!r}")
-    out = []
-    for i, c in enumerate(value):
-        cpath = f"{path}[{i}]"
-        if not isinstance(c, dict):
-            raise ctx.fail(cpath, f"expected a {{ field, op, value }} table, got {c!r}")
-        _check_keys(ctx, cpath, c, ("field", "op", "value"))
-        if "field" not in c:
-            raise ctx.fail(f"{cpath}.field", "expected a field path, got nothing")
-        try:
-            parse_field(c["field"])
-        except ValueError as exc:
-            raise ctx.fail(f"{cpath}.field", str(exc)) from None
-        try:
-            op = normalize_op(c.get("op", "="))
-        except ValueError as exc:
-            raise ctx.fail(f"{cpath}.op", str(exc)) from None
-        cond = Condition(field=c["field"], op=op, value=c.get("value"))
-        try:
-            compile_condition(cond)
-        except ValueError as exc:
-            raise ctx.fail(f"{cpath}.value", str(exc)) from None
-        out.append(cond)
-    return tuple(out)
-
-
-def _parse_stratified(ctx: _Ctx, path: str, t: dict[str, Any], budget: Budget) -> dict[str, Any]:
-    def g(key: str, kind: str, default: Any = None, **kw: Any) -> Any:
-        return _get(ctx, t, path, key, kind, default, **kw)
-
-    raw_keys = t.get("key_fields")
-    if not isinstance(raw_keys, list) or not raw_keys:
-        raise ctx.fail(
-            f"{path}.key_fields",
-            f"expected a non-empty list like ['tags.route', 'bucket(duration_ms, [1000, 5000])'],"
-            f" got {raw_keys!r}",
-        )
-    key_fields: list[KeyField] = []
-    for i, spec in enumerate(raw_keys):
-        try:
-            kf = parse_key_field(spec)
-        except ValueError as exc:
-            raise ctx.fail(f"{path}.key_fields[{i}]", str(exc)) from None
-        if any(k.label == kf.label for k in key_fields):
-            raise ctx.fail(
-                f"{path}.key_fields[{i}]",
-                f"expected distinct labels, got {kf.label!r} twice (set label = '...')",
-            )
-        key_fields.append(kf)
-
-    allocation = g("allocation", "str", "neyman", choices=ALLOCATIONS)
-    rate = g("rate", "float", None, lo=0, hi=1)
-    if allocation == "fixed" and rate is None:
-        raise ctx.fail(f"{path}.rate", "expected a rate in [0, 1] for allocation = 'fixed'")
-    target_rate = g("target_rate", "float", None, lo=0, lo_open=True, hi=1)
-    if allocation != "fixed" and target_rate is None and not budget.limited:
-        raise ctx.fail(
-            f"{path}.allocation",
-            f"expected a [budget] with max_traces/max_tokens/max_usd or a target_rate "
-            f"for allocation = {allocation!r}",
-        )
-    min_rate = g("min_rate", "float", 0.0, lo=0, hi=1)
-    max_rate = g("max_rate", "float", 1.0, lo=0, lo_open=True, hi=1)
-    if min_rate > max_rate:
-        raise ctx.fail(f"{path}.min_rate", f"expected min_rate <= max_rate ({max_rate:g})")
-
-    labels = [k.label for k in key_fields]
-    strata: dict[str, StratumOverride] = {}
-    raw_strata = t.get("strata", {})
-    if not isinstance(raw_strata, dict):
-        raise ctx.fail(f"{path}.strata", f"expected a table of stratum keys, got {raw_strata!r}")
-    for key, ov in raw_strata.items():
-        spath = f"{path}.strata"
-        try:
-            got = [lab for lab, _ in parse_key_string(key)]
-        except ValueError as exc:
-            raise ctx.fail(spath, str(exc)) from None
-        if got != labels:
-            example = "•".join(f"{lab}=..." for lab in labels)
-            raise ctx.fail(spath, f"expected keys shaped like {example!r}, got {key!r}")
-        if not isinstance(ov, dict):
-            raise ctx.fail(spath, f"expected {{ rate = ..., min = ... }} for {key!r}, got {ov!r}")
-        _check_keys(ctx, spath, ov, ("rate", "min"))
-        strata[key] = StratumOverride(
-            rate=_get(ctx, ov, spath, "rate", "float", None, lo=0, hi=1),
-            min=_get(ctx, ov, spath, "min", "int", None, lo=0),
-        )
-    return {
-        "key_fields": tuple(key_fields),
-        "max_keys": g("max_keys", "int", 500, lo=1),
-        "allocation": allocation,
-        "rate": rate,
-        "min_per_stratum": g("min_per_stratum", "int", 1, lo=0),
-        "min_rate": min_rate,
-        "max_rate": max_rate,
-        "new_key_rate": g("new_key_rate", "float", 1.0, lo=0, hi=1),
-        "target_rate": target_rate,
-        "budget_share": g("budget_share", "float", None, lo=0, lo_open=True, hi=1),
-        "ema_weight": g("ema_weight", "float", 0.5, lo=0, lo_open=True, hi=1),
-        "lookback_windows": g("lookback_windows", "int", 12, lo=1),
-        "prior_strength": g("prior_strength", "float", 2.0, lo=0),
-        "min_std": g("min_std", "float", 0.05, lo=0),
-        "variance_combine": g("variance_combine", "str", "mean", choices=VARIANCE_COMBINE),
-        "strata": MappingProxyType(strata),
-    }

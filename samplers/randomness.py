@@ -8,11 +8,8 @@ see the same id agree without talking.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 TWO56 = 1 << 56
-MASK56 = TWO56 - 1
-RANDOMNESS_SOURCES = ("auto", "trace_id", "hash")
 
 
 def hashed_randomness(trace_id: str, salt: str = "") -> int:
@@ -32,20 +29,6 @@ def id_randomness(trace_id: str) -> int | None:
             return None
         return r if r >= 0 else None
     return None
-
-
-def randomness_function(source: str = "auto", salt: str = "") -> Callable[[str], int]:
-    """R(trace_id). 'auto': id bits for tr-<hex> ids, hash otherwise; a salt forces hashing."""
-    if source not in RANDOMNESS_SOURCES:
-        raise ValueError(f"expected one of {', '.join(RANDOMNESS_SOURCES)}, got {source!r}")
-    if source == "hash" or salt:
-        return lambda tid: hashed_randomness(tid, salt)
-
-    def from_id(tid: str) -> int:
-        r = id_randomness(tid)
-        return hashed_randomness(tid) if r is None else r
-
-    return from_id
 
 
 def threshold(p: float) -> int:

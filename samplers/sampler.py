@@ -15,7 +15,6 @@ from .plan import Plan, build_plan, history_from_counts
 from .policy import JudgeDecl, Policy
 from .randomness import threshold, threshold_probability
 from .record import TraceRecord
-from .strata import OVERFLOW, stratum_name
 
 _NO_JUDGES: Mapping[str, float] = MappingProxyType({})
 _KEPT_WINDOWS = 16
@@ -156,7 +155,7 @@ class Sampler:
         self._windows: dict[int, _WindowState] = {}
         self._w: int | None = None
         self._state: _WindowState | None = None
-        self.decide = self._compile_decide()  # type: ignore[method-assign]
+        self.decide = self._compile_decide()  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ plans and windows
 
@@ -197,44 +196,17 @@ class Sampler:
         st = self._state
         assert st is not None
         rule = cr.rule
-        new = False
-        if rule.type == "stratified":
-            key_text = cr.render(key)  # type: ignore[misc]
-            stratum = stratum_name(rule.name, key_text)
-            rate = st.plan.rate(stratum)
-            if rate is None:
-                if st.admitted.get(rule.name, 0) < rule.max_keys:
-                    st.admitted[rule.name] = st.admitted.get(rule.name, 0) + 1
-                else:
-                    key_text = OVERFLOW
-                    stratum = stratum_name(rule.name, OVERFLOW)
-                    rate = st.plan.rate(stratum)
-            if rate is None:  # not in this window's plan: a rate known up front, else "new"
-                override = rule.strata.get(key_text)
-                if override is not None and override.rate is not None:
-                    rate = override.rate
-                elif rule.allocation == "fixed":
-                    rate = rule.rate or 0.0
-                else:
-                    rate, new = rule.new_key_rate, True
-        else:
-            stratum = rule.name
-            rate = {"drop": 0.0, "always": 1.0, "probabilistic": rule.rate or 0.0}[rule.type]
+        key_text = cr.render(key) if cr.render is not None else None  # type: ignore[arg-type]
+        stratum, rate, new = rule.resolve(key_text, st.plan, st.admitted)
         entry = st.entries.get(stratum)
         if entry is None:
             cell = st.cells.get(stratum)
             if cell is None:
                 cell = self.counts.cell(self._w, rule.name, stratum)  # type: ignore[arg-type]
-            if rule.type == "drop":
-                reason_yes, reason_no = "drop", ("unmatched" if rule.name == UNMATCHED else "drop")
-            else:
-                reason_yes = (
-                    "always" if rule.type == "always" else ("new_stratum" if new else "sampled")
-                )
-                reason_no = "not_sampled"
+            reason_yes, reason_no = rule.reasons(new)
             entry = _Entry(
                 rule.name, stratum, rate, cr.judges, cell, reason_yes, reason_no,
-                rule.type != "drop", self._w, self._version,  # type: ignore[arg-type]
+                rule.guarded, self._w, self._version,  # type: ignore[arg-type]
             )  # fmt: skip
             st.entries[stratum] = entry
         cr.cache[key] = entry

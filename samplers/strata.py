@@ -8,11 +8,10 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .conditions import field_expr
 from .fields import MISSING, FieldRef, parse_field
-from .record import TraceRecord
 
 SEPARATOR = "•"
 OVERFLOW = "__other__"
@@ -111,7 +110,7 @@ def _bucket_index(edges: tuple[float, ...], raw: object) -> int | None:
             raw = float(raw)
         except ValueError:
             return None
-    return bisect.bisect_right(edges, raw)  # type: ignore[arg-type]
+    return bisect.bisect_right(edges, cast(float, raw))
 
 
 def key_expr(fields: Sequence[KeyField], ns: dict[str, Any], prefix: str = "") -> str:
@@ -135,13 +134,17 @@ def key_expr(fields: Sequence[KeyField], ns: dict[str, Any], prefix: str = "") -
     return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
 
 
+def _bucket_renderer(labels: list[str]) -> Callable[[int | None], str]:
+    return lambda idx: MISSING if idx is None else labels[idx]
+
+
 def key_renderer(fields: Sequence[KeyField]) -> Callable[[tuple], str]:
     """Turn a raw key tuple into the stable 'label=value•label=value' string."""
     renderers: list[Callable[[Any], str]] = []
     for kf in fields:
         if kf.buckets is not None:
             labels = bucket_labels(kf.buckets)
-            renderers.append(lambda idx, labels=labels: MISSING if idx is None else labels[idx])
+            renderers.append(_bucket_renderer(labels))
         else:
             renderers.append(_render_set if kf.ref.set_valued else _render_value)
     names = [kf.label for kf in fields]
@@ -152,14 +155,6 @@ def key_renderer(fields: Sequence[KeyField]) -> Callable[[tuple], str]:
         )
 
     return render
-
-
-def compile_key(fields: Sequence[KeyField]) -> tuple[Callable[[TraceRecord], tuple], Callable]:
-    """Return (extract, render): extract is the hot path (raw hashable tuple, no formatting);
-    render turns a raw tuple into the stable key string."""
-    ns: dict[str, Any] = {}
-    extract = eval(f"lambda r: {key_expr(fields, ns)}", ns)  # built from validated field names
-    return extract, key_renderer(fields)
 
 
 def _render_value(v: Any) -> str:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from trace_tui.demo.fake_judge import FORCE_FAIL_MARKER, FORCE_PASS_MARKER, run_in_thread
-from trace_tui.judging.judges import (
+from trace_tui.judging import (
     JudgeConfigError,
     JudgeSpec,
     JudgeVerdict,
@@ -20,7 +20,7 @@ from trace_tui.judging.judges import (
     trace_from_rest_json,
 )
 
-# trace_tui.judges imports mlflow lazily, so this still runs before mlflow is imported.
+# trace_tui.judging imports mlflow lazily, so this still runs before mlflow is imported.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")  # no github.com lookups from tests
 
@@ -492,3 +492,26 @@ def test_concurrent_calls_overlap(pass_trace, fail_trace) -> None:
         assert elapsed < 8 * 0.3  # the calls ran side by side, not one after another
     finally:
         stop()
+
+
+def test_policy_judge_errors_name_file_line_and_key_path(tmp_path) -> None:
+    """A bad judge option in a policy file is reported like any policy error."""
+    from samplers import load_policy
+    from trace_tui.core.errors import ConfigError
+    from trace_tui.judging import policy_judge_specs
+
+    f = tmp_path / "policy.toml"
+    f.write_text(
+        '[[judge]]\nname = "ok"\nscorer = "builtin:Safety"\nmodel = "openai:/gpt-4o-mini"\n\n'
+        '[[judge]]\nname = "bad"\nscorer = "builtin:Safety"\nmodel = "gpt-4o-mini"\n\n'
+        '[[policy]]\nname = "all"\ntype = "always"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        policy_judge_specs(load_policy(f))
+    assert str(info.value) == (
+        f"{f}:9: judge[1].model: expected an MLflow model URI like 'openai:/gpt-4o-mini', "
+        "got 'gpt-4o-mini' (judge 'bad')"
+    )
+    f.write_text(f.read_text().replace('"gpt-4o-mini"', '"openai:/gpt-4o-mini"'))
+    assert [s.name for s in policy_judge_specs(load_policy(f))] == ["ok", "bad"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from samplers import TraceRecord
-from samplers.conditions import Condition, compile_condition, compile_conditions
+from samplers.conditions import Condition, compile_condition
 from samplers.fields import parse_field
-from samplers.strata import bucket_labels, compile_key, parse_key_field, stratum_name
+from samplers.strata import bucket_labels, parse_key_field, stratum_name
+from tests.samplers_fixtures import compile_conditions, compile_key
 
 REC = TraceRecord(
     trace_id="tr-" + "ab" * 16,

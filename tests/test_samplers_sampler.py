@@ -18,8 +18,14 @@ from samplers import (
     TraceRecord,
     parse_policy,
 )
-from samplers.randomness import randomness_function
-from tests.samplers_fixtures import HOUR, T0, record, stratified_policy, stream
+from tests.samplers_fixtures import (
+    HOUR,
+    T0,
+    record,
+    stratified_policy,
+    stream,
+)
+from tests.samplers_fixtures import reference_randomness as randomness_function
 
 RULES = """
 name = "rules"
@@ -435,3 +441,13 @@ def test_odd_ids_are_hashed_like_the_randomness_module() -> None:
     for tid in ids + [f"tr-{rng.getrandbits(128):032x}" for _ in range(200)]:
         d = salted.decide(TraceRecord(tid, T0, "OK", 1.0))
         assert d.selected == (r_salted(tid) >= 2**55)
+
+
+def test_population_by_stratum_counts_every_decision_per_stratum_and_window_range() -> None:
+    """PopulationCounts.population_by_stratum (documented API): decisions per stratum."""
+    s = Sampler(stratified_policy())
+    decisions = s.decide_many(stream({"a": 30, "b": 7}, windows=3))
+    assert s.counts.population_by_stratum() == {"main/s=a": 90, "main/s=b": 21}
+    second = s.counts.population_by_stratum(T0 + HOUR, T0 + 2 * HOUR)
+    assert second == {"main/s=a": 30, "main/s=b": 7}
+    assert sum(second.values()) == sum(d.window_start_ms == T0 + HOUR for d in decisions)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from samplers import Policy, TraceRecord, parse_policy
+from samplers.conditions import Condition, conditions_expr
+from samplers.randomness import hashed_randomness, id_randomness
+from samplers.strata import KeyField, key_expr, key_renderer
 
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR  # an hour boundary
@@ -91,3 +95,32 @@ allocation = "{allocation}"
 {extra_rule}
 """
     )
+
+
+# Reference implementations of what the sampler's generated code inlines: the tests check the
+# compiled paths against these.
+
+
+def reference_randomness(source: str = "auto", salt: str = "") -> Callable[[str], int]:
+    """R(trace_id): id bits for tr-<hex> ids, a hash otherwise; `hash` or a salt force hashing."""
+    if source == "hash" or salt:
+        return lambda tid: hashed_randomness(tid, salt)
+
+    def from_id(tid: str) -> int:
+        r = id_randomness(tid)
+        return hashed_randomness(tid) if r is None else r
+
+    return from_id
+
+
+def compile_conditions(conditions: Sequence[Condition], match: str = "all") -> Callable | None:
+    """Predicate for a rule's conditions; None when there are none (always true)."""
+    ns: dict[str, Any] = {}
+    expr = conditions_expr(conditions, match, ns)
+    return None if expr is None else eval(f"lambda r: bool({expr})", ns)
+
+
+def compile_key(fields: Sequence[KeyField]) -> tuple[Callable[[TraceRecord], tuple], Callable]:
+    """(extract, render): the raw hashable key of a record, and its stable string."""
+    ns: dict[str, Any] = {}
+    return eval(f"lambda r: {key_expr(fields, ns)}", ns), key_renderer(fields)

@@ -20,7 +20,7 @@ from trace_tui.evaluation.worker import EvalOptions, EvalSummary, EvalWorker, Tr
 def load_policy_checked(path: Path) -> Any:
     """The policy with its judges validated (no mlflow import); one-line ConfigErrors."""
     from samplers import PolicyError, load_policy
-    from trace_tui.judging.judges import JudgeSpec
+    from trace_tui.judging import policy_judge_specs
 
     try:
         policy = load_policy(path)
@@ -28,8 +28,7 @@ def load_policy_checked(path: Path) -> Any:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
-    for decl in policy.judges:
-        JudgeSpec.from_decl(decl.name, decl.scorer, dict(decl.options))
+    policy_judge_specs(policy)
     return policy
 
 

@@ -37,7 +37,7 @@ class LoadedJudge:
 
 def load_judges(decls: Sequence[Any]) -> dict[str, LoadedJudge]:
     """Validate and build every judge of a policy (imports mlflow)."""
-    from trace_tui.judging.judges import JudgeSpec, build_judge
+    from trace_tui.judging import JudgeSpec, build_judge
 
     out: dict[str, LoadedJudge] = {}
     for decl in decls:
@@ -210,7 +210,7 @@ class EvalWorker:
         if pending:
             try:
                 loop = asyncio.get_running_loop()
-                from trace_tui.judging.judges import trace_from_rest_json
+                from trace_tui.judging import trace_from_rest_json
 
                 trace = await loop.run_in_executor(self._pool, trace_from_rest_json, payload)
             except ValueError as exc:
@@ -229,7 +229,7 @@ class EvalWorker:
     async def _judge_once(self, info: TraceInfo, facts: queue.SampleFacts, trace: Any,
                           judge: LoadedJudge, outcome: TraceOutcome) -> str | None:
         """Judge with retries, then write the verdict; returns an error message or None."""
-        from trace_tui.judging.judges import run_judge
+        from trace_tui.judging import run_judge
 
         loop = asyncio.get_running_loop()
         call = functools.partial(run_judge, judge.scorer, trace,
