@@ -85,7 +85,9 @@ class PgCluster:
         """initdb + start; raises PostgresUnavailable when this machine cannot run one."""
         initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
         prefix, user = run_as_prefix()
-        root = Path(tempfile.mkdtemp(prefix="trace-tui-pg-"))
+        # As root, under /tmp: the postgres user must be able to reach the dir ($TMPDIR may
+        # sit under root's 0700 home).
+        root = Path(tempfile.mkdtemp(prefix="trace-tui-pg-", dir="/tmp" if user else None))
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
         cluster = cls(root, durable=durable, prefix=prefix)
