@@ -236,6 +236,7 @@ async def test_killed_shard_on_postgres_never_writes_a_verdict_twice(
 # --------------------------------------------------------------------------- trace-tui server
 
 
+@pytest.mark.slow  # starts a second mlflow server
 def test_server_command_passes_the_database_through(pg_cluster: PgCluster,
                                                     tmp_path: Path) -> None:
     """`trace-tui server --backend-store-uri postgresql://... --workers 2`: MLflow's data lands
