@@ -294,7 +294,7 @@ def _alive(pid: int) -> bool:
 
 def test_server_command_rejects_a_bad_store_or_workers_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    cases = ((["--backend-store-uri", "http://u:hunter2@db:5432/mlflow"], "'http://u:***@db"),
+    cases = ((["--backend-store-uri", "http://u:hunter2@[db:5432/mlflow"], "'http://u:***@[db"),
              (["--backend-store-uri", "postgres://u:hunter2@db/x"], "'postgres://u:***@db/x'"),
              (["--backend-store-uri", "postgresql://u:hunter2@db/x", "--workers", "0"],
               "--workers: expected at least 1, got 0"))

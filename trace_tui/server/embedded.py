@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from trace_tui.core.errors import ConfigError, TraceTuiError
 
@@ -48,12 +47,14 @@ def lean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def redact_uri(uri: str) -> str:
-    """``uri`` with its password (if any) replaced by ``***``, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
+    """``uri`` with its password (if any) replaced by ``***``, for messages. Never raises,
+    whatever the input (urlsplit does on e.g. a stray ``[``)."""
+    scheme, sep, rest = uri.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not (sep and at and ":" in userinfo):
         return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostport}{slash}{path}"
 
 
 def check_backend_store_uri(uri: str) -> str:
