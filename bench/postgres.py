@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,7 @@ def main() -> int:
     finally:
         judge.terminate()
         judge.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
