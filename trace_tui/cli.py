@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Run the embedded MLflow server until Ctrl-C and print "
                             "its URI; other trace-tui commands on this machine reuse it.")
     server.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    server.add_argument("--backend-store-uri", metavar="URI",
+                        help="MLflow's database, e.g. postgresql://USER@HOST:5432/DB (default: "
+                        "SQLite under the user data dir); see docs/deploy.md")
+    server.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="server worker processes (default: 1)")
 
     traces = sub.add_parser("traces", help="headless trace commands (JSON for scripts)",
                             formatter_class=fmt)
@@ -267,13 +272,18 @@ def _has_traces(uri: str, exp_id: str) -> bool:
 def run_server(args: argparse.Namespace) -> int:
     from trace_tui.config import paths
     from trace_tui.server.connect import forget, remember, running_embedded
-    from trace_tui.server.embedded import EmbeddedServer
+    from trace_tui.server.embedded import EmbeddedServer, check_backend_store_uri
 
+    if args.workers < 1:
+        raise ConfigError(f"--workers: expected at least 1, got {args.workers}")
+    if args.backend_store_uri is not None:
+        check_backend_store_uri(args.backend_store_uri)
     if running_embedded():
         raise ConfigError(f"an embedded server already runs at {running_embedded()}")
-    server = EmbeddedServer(paths.data_dir(), port=args.port)
-    print(f"trace-tui: starting mlflow server (data: {server.data_dir}) ...", file=sys.stderr,
-          flush=True)
+    server = EmbeddedServer(paths.data_dir(), port=args.port, workers=args.workers,
+                            backend_store_uri=args.backend_store_uri)
+    print(f"trace-tui: starting mlflow server (data: {server.store_label}) ...",
+          file=sys.stderr, flush=True)
     server.start()
     remember(server)
     print(server.uri, flush=True)

@@ -1,5 +1,6 @@
 """The embedded MLflow server: ``mlflow server`` on 127.0.0.1, a free port, SQLite under the
-user data dir, lean flags, stopped with its whole process group."""
+user data dir (or a given database, e.g. PostgreSQL), lean flags, stopped with its whole
+process group."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.errors import ConfigError, TraceTuiError
 
 HOST = "127.0.0.1"
+# MLflow's SQL store dialects (``postgresql+psycopg2://`` etc. name a driver after the +).
+STORE_SCHEMES = ("postgresql", "mysql", "mssql", "sqlite")
 
 
 class ServerStartError(TraceTuiError):
@@ -43,14 +46,44 @@ def lean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with its password (if any) replaced by ``***``, for messages. Never raises,
+    whatever the input (urlsplit does on e.g. a stray ``[``)."""
+    scheme, sep, rest = uri.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return uri
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostport}{slash}{path}"
+
+
+def check_backend_store_uri(uri: str) -> str:
+    """A database URI MLflow's SQL store accepts, e.g. ``postgresql://mlflow@db:5432/mlflow``."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme not in STORE_SCHEMES:
+        raise ConfigError(f"--backend-store-uri {redact_uri(uri)!r}: expected a database URI "
+                          "such as postgresql://USER@HOST:5432/DB (schemes: "
+                          f"{', '.join(STORE_SCHEMES)})")
+    return uri
+
+
+def with_sql_driver(uri: str) -> str:
+    """A bare ``postgresql://`` URI names psycopg2 (our dependency): SQLAlchemy 2.1 would
+    otherwise pick psycopg 3, which is not installed. An explicit ``+driver`` is kept."""
+    if uri.lower().startswith("postgresql://"):
+        return "postgresql+psycopg2://" + uri[len("postgresql://"):]
+    return uri
+
+
 class EmbeddedServer:
     """Start/stop one ``mlflow server`` process group. Use as a context manager."""
 
     def __init__(self, data_dir: Path, *, port: int | None = None, workers: int = 1,
-                 start_timeout_s: float = 120.0) -> None:
-        self.data_dir = Path(data_dir)
+                 backend_store_uri: str | None = None, start_timeout_s: float = 120.0) -> None:
+        self.data_dir = Path(data_dir)  # SQLite file (unless backend_store_uri), artifacts, log
         self.port = port or free_port()
         self.workers = workers
+        self.backend_store_uri = backend_store_uri
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -62,15 +95,31 @@ class EmbeddedServer:
     def log_path(self) -> Path:
         return self.data_dir / "server.log"
 
+    @property
+    def store_label(self) -> str:
+        """Where the server keeps its data, password redacted."""
+        if self.backend_store_uri is None:
+            return str(self.data_dir)
+        return f"{redact_uri(self.backend_store_uri)}, artifacts in {self.data_dir}"
+
     def command(self) -> list[str]:
-        db = self.data_dir / "mlflow.db"
+        # A given database URI travels in the environment (MLFLOW_BACKEND_STORE_URI, see env())
+        # so that its password does not show in `ps`.
+        store = [] if self.backend_store_uri is not None else [
+            "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}"]
         return [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{db}",
+            sys.executable, "-m", "mlflow", "server", *store,
             "--artifacts-destination", str(self.data_dir / "artifacts"),
             "--host", HOST, "--port", str(self.port),
             "--workers", str(self.workers),
         ]
+
+    def env(self) -> dict[str, str]:
+        env = lean_env()
+        env.pop("MLFLOW_BACKEND_STORE_URI", None)
+        if self.backend_store_uri is not None:
+            env["MLFLOW_BACKEND_STORE_URI"] = with_sql_driver(self.backend_store_uri)
+        return env
 
     def start(self) -> str:
         """Start and wait for ``/health``; returns the tracking URI."""
@@ -79,7 +128,7 @@ class EmbeddedServer:
         try:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=lean_env(), cwd=self.data_dir, start_new_session=True)
+                env=self.env(), cwd=self.data_dir, start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + self.start_timeout_s
