@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import SEED_TRACES, Seeded
 from trace_tui.core.client import Credentials, MlflowClient
+from trace_tui.core.retry import Backoff
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.server.embedded import free_port
 
@@ -93,7 +94,7 @@ async def test_unknown_trace_and_experiment(seeded: Seeded) -> None:
 
 async def test_unreachable_server_is_a_clear_error() -> None:
     uri = f"http://127.0.0.1:{free_port()}"
-    async with MlflowClient(uri, read_retries=2, backoff_s=0.01) as client:
+    async with MlflowClient(uri, read_retries=2, backoff=Backoff(first_s=0.01)) as client:
         with pytest.raises(MlflowUnavailableError, match="unreachable") as err:
             await client.search_experiments()
         assert not await client.health()
