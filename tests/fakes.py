@@ -97,26 +97,31 @@ class Silent:
 
 
 class SwitchProxy:
-    """A reverse proxy to ``upstream``; ``failing = True`` makes it answer 502 pages."""
+    """A reverse proxy to ``upstream``; ``failing = True`` makes it answer 502 pages (and
+    ``fail_next = N`` the next N requests only)."""
 
     HOP = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive"})
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.failing = False
+        self.fail_next = 0  # answer the next N requests with 502, then pass through
         self.failed = 0  # 502s answered
+        self.passed = 0  # requests forwarded
         self._session: aiohttp.ClientSession | None = None
         self._server = _LoopThread(self._handle)
         self.uri = f"http://127.0.0.1:{self._server.port}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if self.failing:
+        if self.failing or self.fail_next > 0:
+            self.fail_next = max(0, self.fail_next - 1)
             self.failed += 1
             status, ctype, page = BODIES["502"]
             return web.Response(status=status, text=page, content_type=ctype)
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        self.passed += 1
         headers = {k: v for k, v in request.headers.items() if k.lower() not in self.HOP}
         async with self._session.request(request.method, self.upstream + request.path_qs,
                                          data=body, headers=headers) as resp:

@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import SEED_TRACES, Seeded
 from trace_tui.core.client import Credentials, MlflowClient
-from trace_tui.core.retry import Backoff
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.core.retry import Backoff
 from trace_tui.server.embedded import free_port
 
 

@@ -108,7 +108,8 @@ async def test_stream_survives_a_server_restart(server_handle: EmbeddedServer,
                                                 fresh_experiment: tuple[str, str]) -> None:
     _, exp = fresh_experiment
     uri = server_handle.uri
-    async with MlflowClient(uri, read_retries=1, backoff=Backoff(first_s=0.05), timeout_s=5) as client:
+    async with MlflowClient(uri, read_retries=1, backoff=Backoff(first_s=0.05),
+                            timeout_s=5) as client:
         stream = LiveStream(client, [exp], since_ms=int(time.time() * 1000) - 1000,
                             poll_interval_s=0.1, max_backoff_s=0.5)
         before = make_traces(5, seed=8)
