@@ -76,6 +76,7 @@ CASES: list[Case] = [
     case("port-zero", "server --port 0", 2, r"--port.*'0'"),
     case("port-negative", "server --port -1", 2, r"--port.*'-1'"),
     case("port-word", "server --port http", 2, r"--port.*'http'"),
+    case("port-in-use", "server --port {silent_port}", 2, r"port \d+ on 127.0.0.1 is in use"),
     case("demo-rate-zero", "demo --rate 0", 2, r"--rate.*'0'"),
     case("demo-rate-nan", "demo --rate nan", 2, r"--rate.*'nan'"),
     case("trace-id-slash", "traces show ../../experiments", 2, r"TRACE_TUI|trace id"),
@@ -205,7 +206,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Iterator
                 fh.write(b"\0" * 4096)
                 fh.flush()
     values = {"tmp": str(tmp), "mlflow": mlflow_uri, "refused": str(free_port()),
-              "silent": silent.uri, "ro": str(ro), "full": str(full)}
+              "silent": silent.uri, "silent_port": silent.uri.rsplit(":", 1)[1],
+              "ro": str(ro), "full": str(full)}
     for mode, fake in fakes.items():  # every fake is called with a password in its URI
         key = mode if not mode[0].isdigit() else "e" + mode
         values[key] = fake.uri.replace("http://", f"http://bob:{SECRET}@")

@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     one parent parser; values are checked by ``trace_tui.config.flags`` at parse time."""
     fmt = argparse.RawDescriptionHelpFormatter
     conn = flags.connection_parent()
+    # Its own copy: `parents` shares action objects, and set_defaults below changes them.
     parser = flags.Parser(prog="trace-tui", description=DESCRIPTION, epilog=EPILOG,
-                          formatter_class=fmt, parents=[conn])
+                          formatter_class=fmt, parents=[flags.connection_parent()])
     parser.add_argument("--version", action="version", version=f"trace-tui {__version__}")
     parser.add_argument("--filter", "-f", metavar="F",
                         help="MLflow filter string, e.g. \"trace.status = 'ERROR'\"")
