@@ -127,6 +127,9 @@ class MlflowClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
+                # The default for calls that do not pass their own (artifact uploads).
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s,
+                                              sock_read=self.read_timeout_s * 3),
                 headers={"User-Agent": "trace-tui", **self._credentials.header()},
                 connector=aiohttp.TCPConnector(limit=max(16, self.concurrency * 2)),
             )
@@ -157,7 +160,7 @@ class MlflowClient:
 
     async def _request_bytes(
         self, method: str, path: str, *, params: Any = None, body: Any = None,
-        retry: bool = True, slow: bool = False,
+        retry: bool = True, slow: bool = False, expect_json: bool = True,
     ) -> bytes:
         """The body of a 2xx answer. ``slow`` calls (batchGet) get 3x the read timeout.
 
@@ -178,7 +181,7 @@ class MlflowClient:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise _api_error(resp.status, raw, path)
-                if _is_html(resp.content_type, raw):
+                if expect_json and _is_html(resp.content_type, raw):
                     raise NotMlflowServerError(self._not_mlflow(path, "an HTML page"))
                 return raw
 
@@ -221,7 +224,7 @@ class MlflowClient:
     async def health(self) -> bool:
         """True when ``/health`` answers OK (one quick try, no retries)."""
         try:
-            raw = await self._request_bytes("GET", "/health", retry=False)
+            raw = await self._request_bytes("GET", "/health", retry=False, expect_json=False)
         except (MlflowUnavailableError, MlflowApiError):
             return False
         return raw.strip() == b"OK"
@@ -482,7 +485,8 @@ class MlflowClient:
     async def download_artifact(self, run_id: str, path: str) -> bytes | None:
         """A run artifact's bytes, or None when it does not exist."""
         try:
-            return await self._request_bytes("GET", await self._artifact_path(run_id, path))
+            return await self._request_bytes("GET", await self._artifact_path(run_id, path),
+                                             expect_json=False)
         except MlflowApiError as exc:
             if exc.status == 404:
                 return None

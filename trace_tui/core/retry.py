@@ -4,6 +4,7 @@ budget. The client retries reads with it; the live stream reconnects with its de
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -39,13 +40,13 @@ async def retrying(
 ) -> T:
     """``await call(remaining_s)`` until it returns; a transient error is retried after
     ``backoff.delay(n)`` while attempts remain and the retry starts within ``budget_s`` of the
-    first try. ``remaining_s`` (the budget left, at least 1 s) lets a retry cap its timeouts.
-    The last error is raised as is."""
+    first try. ``remaining_s`` lets a retry cap its timeouts: infinite for the first try,
+    then the budget left (at least 1 s). The last error is raised as is."""
     start = clock()
     for n in range(max(1, attempts)):
-        remaining = budget_s - (clock() - start)
+        remaining = math.inf if n == 0 else max(1.0, budget_s - (clock() - start))
         try:
-            return await call(max(1.0, remaining))
+            return await call(remaining)
         except Exception as exc:
             if not transient(exc) or n + 1 >= attempts:
                 raise

@@ -26,7 +26,10 @@ class ServerStartError(TraceTuiError):
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
+    """True unless a socket is bound there. SO_REUSEADDR as servers set it: a port in
+    TIME_WAIT after a restart is free for a new server."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
