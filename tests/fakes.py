@@ -70,11 +70,13 @@ class FakeWeb:
     def __init__(self, mode: str = "html") -> None:
         self.mode = mode
         self.requests = 0
+        self.last_auth: str | None = None  # the Authorization header of the last request
         self._server = _LoopThread(self._handle)
         self.uri = f"http://127.0.0.1:{self._server.port}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.last_auth = request.headers.get("Authorization")
         await request.read()
         status, ctype, body = BODIES[self.mode]
         return web.Response(status=status, text=body, content_type=ctype)

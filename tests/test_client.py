@@ -109,3 +109,22 @@ def test_credentials_from_env_never_show_the_secret() -> None:
     assert basic.header()["Authorization"].startswith("Basic ")
     assert "s3cr3t" not in repr(token) and "hunter2" not in repr(basic)
     assert "s3cr3t" not in repr(MlflowClient("http://127.0.0.1:1", credentials=token))
+
+
+async def test_user_info_in_the_uri_is_basic_auth_and_never_shown() -> None:
+    import base64
+
+    from tests.fakes import FakeWeb
+    from trace_tui.core.errors import NotMlflowServerError
+
+    fake = FakeWeb("empty")
+    try:
+        uri = fake.uri.replace("http://", "http://bob:p%40ss@")
+        async with MlflowClient(uri, credentials=None) as client:
+            with pytest.raises(NotMlflowServerError) as err:
+                await client.get_experiment_by_name("x")
+    finally:
+        fake.close()
+    assert fake.last_auth == "Basic " + base64.b64encode(b"bob:p@ss").decode()
+    assert "p%40ss" not in str(err.value) and "***@127.0.0.1" in str(err.value)
+    assert client.tracking_uri == fake.uri and "bob" not in repr(client)

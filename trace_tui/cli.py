@@ -370,7 +370,7 @@ async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
     for info in first.traces:
         sys.stdout.write(json.dumps(info_to_dict(info)) + "\n")
     sys.stdout.flush()
-    print(f"trace-tui: tailing experiment {exp.name!r} at {redact_uri(client.tracking_uri)} "
+    print(f"trace-tui: tailing experiment {exp.name!r} at {client.display_uri} "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     was_down = False
     async for batch in stream:

@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -22,10 +23,15 @@ try:  # a JSON parser several times faster on big span payloads; json is the fal
 except ImportError:  # pragma: no cover
     json_loads = json.loads  # type: ignore[assignment]  # json.loads takes bytes too
 
-from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
+from trace_tui.core.errors import (
+    ConfigError,
+    MlflowApiError,
+    MlflowUnavailableError,
+    NotMlflowServerError,
+)
 from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
 from trace_tui.core.retry import Backoff, retrying
-from trace_tui.core.uri import redact_text, redact_uri
+from trace_tui.core.uri import redact_uri
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -67,7 +73,29 @@ class Credentials:
                    env.get("MLFLOW_TRACKING_USERNAME") or None,
                    env.get("MLFLOW_TRACKING_PASSWORD") or None)
 
+    @classmethod
+    def from_url(cls, url: str) -> tuple[str, Credentials | None]:
+        """``(url without user info, its user:password as Basic credentials or None)``."""
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url, None
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        return (urlunsplit(parts._replace(netloc=host)),
+                cls(None, unquote(user), unquote(password)))
+
+    @property
+    def present(self) -> bool:
+        return bool(self.token or self.username)
+
     def header(self) -> dict[str, str]:
+        """The Authorization header; a value with a line break is a ConfigError (it would
+        end the HTTP header early)."""
+        for name, value in (("MLFLOW_TRACKING_TOKEN", self.token),
+                            ("MLFLOW_TRACKING_USERNAME", self.username),
+                            ("MLFLOW_TRACKING_PASSWORD", self.password)):
+            if value and any(c in value for c in "\r\n\0"):
+                raise ConfigError(f"{name} contains a line break or NUL character")
         if self.token:
             return {"Authorization": f"Bearer {self.token}"}
         if self.username is not None and self.password is not None:
@@ -96,9 +124,15 @@ class MlflowClient:
         concurrency: int = 8,
         batch_size: int = 100,
     ) -> None:
-        self.tracking_uri = tracking_uri.rstrip("/")
-        self.display_uri = redact_uri(self.tracking_uri)
-        self._credentials = credentials if credentials is not None else Credentials.from_env()
+        self.display_uri = redact_uri(tracking_uri.rstrip("/"))
+        # user:password in the URL becomes Basic auth unless other credentials are given
+        # (aiohttp refuses both at once); the URL kept has no user info.
+        bare, from_url = Credentials.from_url(tracking_uri.rstrip("/"))
+        self.tracking_uri = bare
+        if credentials is None:
+            env = Credentials.from_env()
+            credentials = env if env.present or from_url is None else from_url
+        self._credentials = credentials
         self.read_timeout_s = timeout_s  # per request, between bytes; batchGet gets 3x
         # sock_connect, not connect: `connect` also counts the wait for a free pooled
         # connection, which under many concurrent calls is queueing, not an unreachable server.
@@ -206,7 +240,7 @@ class MlflowClient:
                 else (str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__
             raise MlflowUnavailableError(
                 f"MLflow server at {self.display_uri} is unreachable "
-                f"({redact_text(detail, self.tracking_uri)})") from None
+                f"({detail})") from None
 
     def _not_mlflow(self, path: str, what: str) -> str:
         return (f"{self.display_uri} is not an MLflow server ({path.split('?')[0]} answered "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 def redact_uri(uri: str) -> str:
@@ -20,21 +20,6 @@ def redact_uri(uri: str) -> str:
         return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}" if sep else "***@" + \
             uri.rsplit("@", 1)[1]
     return uri
-
-
-def redact_text(text: str, uri: str) -> str:
-    """``text`` with ``uri`` (and its bare user info) replaced by the redacted form."""
-    safe = redact_uri(uri)
-    if safe == uri:
-        return text
-    text = text.replace(uri, safe)
-    try:
-        parts: SplitResult | None = urlsplit(uri)
-    except ValueError:
-        parts = None
-    if parts is not None and parts.password:
-        text = text.replace(parts.password, "***")
-    return text
 
 
 def check_tracking_uri(uri: str) -> str:
