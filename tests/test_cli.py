@@ -48,7 +48,8 @@ class LineReader:
 def test_help_teaches() -> None:
     out = run("--help")
     assert out.returncode == 0
-    for needle in ("MLFLOW_TRACKING_URI", "trace-tui demo", "ssh -t", "traces tail"):
+    for needle in ("MLFLOW_TRACKING_URI", "trace-tui demo", "ssh -t", "traces tail",
+                   "TRACE_TUI_READ_TIMEOUT_S", "within 12 s"):
         assert needle in out.stdout
 
 

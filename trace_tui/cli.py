@@ -49,6 +49,11 @@ examples:
 
 over SSH, use `ssh -t host trace-tui` (a TTY is needed), or the headless
 `traces` commands. Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable.
+
+timeouts: 3 s to connect, 10 s to read (read_timeout_s in config.toml or
+$TRACE_TUI_READ_TIMEOUT_S; batchGet 3x); reads are retried 3 times (0.25, 0.5,
+1 s) within 12 s on no connection, timeouts, 429 and 5xx (a proxy's 502/503/504
+too), then the server counts as unavailable (exit 3). See docs/reliability.md.
 """
 
 
