@@ -8,13 +8,10 @@ not idempotent are sent once. No textual here.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -23,18 +20,13 @@ try:  # a JSON parser several times faster on big span payloads; json is the fal
 except ImportError:  # pragma: no cover
     json_loads = json.loads  # type: ignore[assignment]  # json.loads takes bytes too
 
-from trace_tui.core.errors import (
-    ConfigError,
-    MlflowApiError,
-    MlflowUnavailableError,
-    NotMlflowServerError,
-)
+from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
+from trace_tui.core.http import RETRY_STATUSES, Credentials, api_error, is_html, transient
 from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
 from trace_tui.core.retry import Backoff, retrying
 from trace_tui.core.uri import redact_uri
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The retry budget (docs/reliability.md): each request may take CONNECT_TIMEOUT_S to connect
 # and READ_TIMEOUT_S between bytes of the answer (batchGet 3x); a read is retried on no
 # connection, a timeout, 429 or 5xx up to READ_RETRIES times (backoff 0.25, 0.5, 1 s, +-25%),
@@ -56,56 +48,6 @@ class Experiment:
     def from_json(cls, d: Mapping[str, Any]) -> Experiment:
         return cls(str(d.get("experiment_id", "")), str(d.get("name", "")),
                    str(d.get("lifecycle_stage", "active")), int(d.get("last_update_time") or 0))
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Auth from MLflow's env vars. ``repr`` never shows the secret."""
-
-    token: str | None = None
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
-        env = os.environ if env is None else env
-        return cls(env.get("MLFLOW_TRACKING_TOKEN") or None,
-                   env.get("MLFLOW_TRACKING_USERNAME") or None,
-                   env.get("MLFLOW_TRACKING_PASSWORD") or None)
-
-    @classmethod
-    def from_url(cls, url: str) -> tuple[str, Credentials | None]:
-        """``(url without user info, its user:password as Basic credentials or None)``."""
-        parts = urlsplit(url)
-        if "@" not in parts.netloc:
-            return url, None
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        user, _, password = userinfo.partition(":")
-        return (urlunsplit(parts._replace(netloc=host)),
-                cls(None, unquote(user), unquote(password)))
-
-    @property
-    def present(self) -> bool:
-        return bool(self.token or self.username)
-
-    def header(self) -> dict[str, str]:
-        """The Authorization header; a value with a line break is a ConfigError (it would
-        end the HTTP header early)."""
-        for name, value in (("MLFLOW_TRACKING_TOKEN", self.token),
-                            ("MLFLOW_TRACKING_USERNAME", self.username),
-                            ("MLFLOW_TRACKING_PASSWORD", self.password)):
-            if value and any(c in value for c in "\r\n\0"):
-                raise ConfigError(f"{name} contains a line break or NUL character")
-        if self.token:
-            return {"Authorization": f"Bearer {self.token}"}
-        if self.username is not None and self.password is not None:
-            raw = f"{self.username}:{self.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-        return {}
-
-    def __repr__(self) -> str:
-        kind = "token" if self.token else "basic" if self.username else "none"
-        return f"Credentials({kind})"
 
 
 class MlflowClient:
@@ -214,14 +156,14 @@ class MlflowClient:
                                        timeout=timeout) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise _api_error(resp.status, raw, path)
-                if expect_json and _is_html(resp.content_type, raw):
+                    raise api_error(resp.status, raw, path)
+                if expect_json and is_html(resp.content_type, raw):
                     raise NotMlflowServerError(self._not_mlflow(path, "an HTML page"))
                 return raw
 
         try:
             return await retrying(attempt, attempts=1 + (self.read_retries if retry else 0),
-                                  transient=_transient, backoff=self.backoff,
+                                  transient=transient, backoff=self.backoff,
                                   budget_s=self.retry_budget_s)
         except MlflowApiError as exc:
             if exc.status in RETRY_STATUSES:
@@ -514,7 +456,7 @@ class MlflowClient:
         url = f"{self.tracking_uri}{await self._artifact_path(run_id, path)}"
         async with self._get_session().put(url, data=content) as resp:
             if resp.status >= 400:
-                raise _api_error(resp.status, await resp.read(), "mlflow-artifacts")
+                raise api_error(resp.status, await resp.read(), "mlflow-artifacts")
 
     async def download_artifact(self, run_id: str, path: str) -> bytes | None:
         """A run artifact's bytes, or None when it does not exist."""
@@ -546,35 +488,3 @@ def run_with_client(uri: str, fn: Callable[[MlflowClient], Awaitable[int]],
             return await fn(client)
 
     return asyncio.run(go())
-
-
-def _api_error(status: int, raw: bytes, path: str) -> MlflowApiError:
-    """MLflow's error JSON (or FastAPI's, or an HTML page) -> one typed exception."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        if "error_code" in data:
-            return MlflowApiError(str(data["error_code"]), str(data.get("message", "")),
-                                  status, path)
-        if "detail" in data:
-            return MlflowApiError(f"HTTP_{status}", json.dumps(data["detail"])[:300], status, path)
-    text = raw.decode(errors="replace").strip()
-    if text.startswith("<"):
-        text = "no such endpoint" if status == 404 else "server error page"
-        return MlflowApiError(f"HTTP_{status}", f"{path}: {text}", status, path, html=True)
-    return MlflowApiError(f"HTTP_{status}", f"{path}: {text[:200]}", status, path)
-
-
-def _is_html(content_type: str, raw: bytes) -> bool:
-    return content_type == "text/html" or raw.lstrip()[:1] == b"<"
-
-
-def _transient(exc: BaseException) -> bool:
-    """Worth a retry: no connection, no answer in time, a dropped answer, 429 or 5xx."""
-    if isinstance(exc, MlflowApiError):
-        return exc.status in RETRY_STATUSES
-    if isinstance(exc, aiohttp.InvalidURL):
-        return False
-    return isinstance(exc, TimeoutError | aiohttp.ClientError | OSError)
