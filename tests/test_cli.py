@@ -48,7 +48,8 @@ class LineReader:
 def test_help_teaches() -> None:
     out = run("--help")
     assert out.returncode == 0
-    for needle in ("MLFLOW_TRACKING_URI", "trace-tui demo", "ssh -t", "traces tail"):
+    for needle in ("MLFLOW_TRACKING_URI", "trace-tui demo", "ssh -t", "traces tail",
+                   "TRACE_TUI_READ_TIMEOUT_S", "within 12 s"):
         assert needle in out.stdout
 
 
@@ -142,3 +143,14 @@ def test_embedded_server_starts_and_stops_without_leftovers(tmp_path) -> None:
     left = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
     assert left.stdout.strip() == ""
     assert (tmp_path / "data" / "mlflow.db").exists()
+
+
+def test_connection_flags_work_before_and_after_the_command(seeded: Seeded) -> None:
+    """One parent parser for --tracking-uri/-x: given before the command name, the command's
+    own parser must not reset it."""
+    before = run("--tracking-uri", seeded.uri, "-x", seeded.experiment_name,
+                 "traces", "list", "-n", "2", "--format", "json")
+    after = run("traces", "list", "--tracking-uri", seeded.uri, "-x", seeded.experiment_name,
+                "-n", "2", "--format", "json")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert len(json.loads(before.stdout)) == len(json.loads(after.stdout)) == 2

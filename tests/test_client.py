@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import SEED_TRACES, Seeded
 from trace_tui.core.client import Credentials, MlflowClient
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.core.retry import Backoff
 from trace_tui.server.embedded import free_port
 
 
@@ -93,7 +94,7 @@ async def test_unknown_trace_and_experiment(seeded: Seeded) -> None:
 
 async def test_unreachable_server_is_a_clear_error() -> None:
     uri = f"http://127.0.0.1:{free_port()}"
-    async with MlflowClient(uri, read_retries=2, backoff_s=0.01) as client:
+    async with MlflowClient(uri, read_retries=2, backoff=Backoff(first_s=0.01)) as client:
         with pytest.raises(MlflowUnavailableError, match="unreachable") as err:
             await client.search_experiments()
         assert not await client.health()
@@ -108,3 +109,22 @@ def test_credentials_from_env_never_show_the_secret() -> None:
     assert basic.header()["Authorization"].startswith("Basic ")
     assert "s3cr3t" not in repr(token) and "hunter2" not in repr(basic)
     assert "s3cr3t" not in repr(MlflowClient("http://127.0.0.1:1", credentials=token))
+
+
+async def test_user_info_in_the_uri_is_basic_auth_and_never_shown() -> None:
+    import base64
+
+    from tests.fakes import FakeWeb
+    from trace_tui.core.errors import NotMlflowServerError
+
+    fake = FakeWeb("empty")
+    try:
+        uri = fake.uri.replace("http://", "http://bob:p%40ss@")
+        async with MlflowClient(uri, credentials=None) as client:
+            with pytest.raises(NotMlflowServerError) as err:
+                await client.get_experiment_by_name("x")
+    finally:
+        fake.close()
+    assert fake.last_auth == "Basic " + base64.b64encode(b"bob:p@ss").decode()
+    assert "p%40ss" not in str(err.value) and "***@127.0.0.1" in str(err.value)
+    assert client.tracking_uri == fake.uri and "bob" not in repr(client)

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from trace_tui.core.client import MlflowClient
+from trace_tui.core.retry import Backoff
 from trace_tui.core.stream import LiveStream, StreamBatch
 from trace_tui.demo.traffic import plan_request, plan_to_otlp_spans, post_otlp
 from trace_tui.server.embedded import EmbeddedServer
@@ -107,7 +108,8 @@ async def test_stream_survives_a_server_restart(server_handle: EmbeddedServer,
                                                 fresh_experiment: tuple[str, str]) -> None:
     _, exp = fresh_experiment
     uri = server_handle.uri
-    async with MlflowClient(uri, read_retries=1, backoff_s=0.05, timeout_s=5) as client:
+    async with MlflowClient(uri, read_retries=1, backoff=Backoff(first_s=0.05),
+                            timeout_s=5) as client:
         stream = LiveStream(client, [exp], since_ms=int(time.time() * 1000) - 1000,
                             poll_interval_s=0.1, max_backoff_s=0.5)
         before = make_traces(5, seed=8)

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from trace_tui import __version__
+from trace_tui.config import flags
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError, TraceTuiError
+from trace_tui.core.uri import redact_uri
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEMO_EXPERIMENT = "trace-tui-demo"
@@ -47,25 +49,26 @@ examples:
 
 over SSH, use `ssh -t host trace-tui` (a TTY is needed), or the headless
 `traces` commands. Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable.
+
+timeouts: 3 s to connect, 10 s to read (read_timeout_s in config.toml or
+$TRACE_TUI_READ_TIMEOUT_S; batchGet 3x); reads are retried 3 times (0.25, 0.5,
+1 s) within 12 s on no connection, timeouts, 429 and 5xx (a proxy's 502/503/504
+too), then the server counts as unavailable (exit 3). See docs/reliability.md.
 """
 
 
 # --------------------------------------------------------------------------- parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow server URL (default: $MLFLOW_TRACKING_URI, else embedded)")
-    parser.add_argument("--experiment", "-x", metavar="NAME|ID",
-                        help="experiment name or id (default: last used / most recent)")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """One dispatch style: every command sets ``handler``; the connection flags come from
+    one parent parser; values are checked by ``trace_tui.config.flags`` at parse time."""
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="trace-tui", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=fmt)
+    conn = flags.connection_parent()
+    # Its own copy: `parents` shares action objects, and set_defaults below changes them.
+    parser = flags.Parser(prog="trace-tui", description=DESCRIPTION, epilog=EPILOG,
+                          formatter_class=fmt, parents=[flags.connection_parent()])
     parser.add_argument("--version", action="version", version=f"trace-tui {__version__}")
-    _common(parser)
     parser.add_argument("--filter", "-f", metavar="F",
                         help="MLflow filter string, e.g. \"trace.status = 'ERROR'\"")
     parser.add_argument("--theme", metavar="T", help="Textual theme, e.g. nord, gruvbox")
@@ -73,59 +76,78 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not capture the mouse (saves bandwidth over SSH)")
     parser.add_argument("--policy", "-p", type=Path, metavar="FILE",
                         help="sampling policy for the s/e screens (see docs/policy.md)")
+    parser.set_defaults(handler=run_explorer, tracking_uri=None, experiment=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", formatter_class=fmt, help="explorer on live demo traffic",
+                          parents=[conn],
                           description="Start the embedded MLflow server (or use --tracking-uri), "
                           "seed demo traces, keep logging new ones, and open the explorer.")
-    _common(demo)
-    demo.add_argument("--rate", type=float, default=1.5, help="demo traces per second")
+    demo.add_argument("--rate", type=flags.positive_float, default=1.5,
+                      help="demo traces per second")
     demo.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
     demo.add_argument("--theme", metavar="T", help="Textual theme")
     demo.add_argument("--policy", "-p", type=Path, metavar="FILE",
                       help="sampling policy (default: the bundled demo policy)")
+    demo.set_defaults(handler=run_demo)
 
     server = sub.add_parser("server", help="run the embedded MLflow server in the foreground",
                             description="Run the embedded MLflow server until Ctrl-C and print "
                             "its URI; other trace-tui commands on this machine reuse it.")
-    server.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    server.add_argument("--port", type=flags.port, default=None,
+                        help="port 1-65535 (default: a free one)")
     server.add_argument("--backend-store-uri", metavar="URI",
                         help="MLflow's database, e.g. postgresql://USER@HOST:5432/DB (default: "
                         "SQLite under the user data dir); see docs/deploy.md")
-    server.add_argument("--workers", type=int, default=1, metavar="N",
+    server.add_argument("--workers", type=flags.positive_int, default=1, metavar="N",
                         help="server worker processes (default: 1)")
+    server.set_defaults(handler=run_server)
 
     traces = sub.add_parser("traces", help="headless trace commands (JSON for scripts)",
                             formatter_class=fmt)
     tsub = traces.add_subparsers(dest="traces_command", metavar="ACTION", required=True)
-    tlist = tsub.add_parser("list", help="list traces, newest first")
-    _common(tlist)
+    tlist = tsub.add_parser("list", help="list traces, newest first", parents=[conn])
     tlist.add_argument("--filter", "-f", metavar="F", help="MLflow filter string")
-    tlist.add_argument("--limit", "-n", type=int, default=50, help="at most N traces (0 = all)")
+    tlist.add_argument("--limit", "-n", type=flags.non_negative_int, default=50,
+                       help="at most N traces (0 = all)")
     tlist.add_argument("--format", choices=("table", "json"), default="table")
-    tshow = tsub.add_parser("show", help="one trace's span tree")
-    _common(tshow)
-    tshow.add_argument("trace_id", metavar="TRACE_ID")
+    tlist.set_defaults(handler=run_traces, action=_traces_list)
+    tshow = tsub.add_parser("show", help="one trace's span tree", parents=[conn])
+    tshow.add_argument("trace_id", metavar="TRACE_ID", type=_trace_id)
     tshow.add_argument("--format", choices=("tree", "json"), default="tree")
     tshow.add_argument("--full", action="store_true",
                        help="with --format json: include inputs, outputs, attributes, events")
-    ttail = tsub.add_parser("tail", help="stream finished traces as JSON lines")
-    _common(ttail)
+    tshow.set_defaults(handler=run_traces, action=_traces_show)
+    ttail = tsub.add_parser("tail", help="stream finished traces as JSON lines", parents=[conn],
+                            description="Print traces as they finish, one JSON object a line. "
+                            "While the server is unreachable (or a proxy answers 502/503/504) "
+                            "it says `reconnecting` once, retries with backoff up to 5 s apart, "
+                            "and resumes where it stopped.")
     ttail.add_argument("--filter", "-f", metavar="F", help="MLflow filter string")
-    ttail.add_argument("--since", type=float, default=None, metavar="SECONDS",
+    ttail.add_argument("--since", type=flags.lookback_seconds, default=None, metavar="SECONDS",
                        help="also print traces from the last SECONDS (default: only new ones)")
-    ttail.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
+    ttail.add_argument("--interval", type=flags.interval, default=1.0, metavar="SECONDS",
+                       help=f"poll interval in seconds (>= {flags.MIN_INTERVAL_S:g})")
+    ttail.set_defaults(handler=run_traces, action=_traces_tail)
 
-    _add_evaluation_commands(sub, fmt)
+    _add_evaluation_commands(sub, fmt, conn)
     return parser
 
 
-def _add_evaluation_commands(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
+def _trace_id(text: str) -> str:
+    """A trace id goes into a URL path: refuse what cannot be one (slashes, spaces)."""
+    if not text or any(c in text for c in "/?#%") or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected a trace id like tr-0123abcd..., got {text!r}")
+    return text
+
+
+def _add_evaluation_commands(sub: Any, fmt: type[argparse.HelpFormatter],
+                             conn: argparse.ArgumentParser) -> None:
     try:
         from trace_tui.evaluation.cli import add_commands
     except ImportError:
         return
-    add_commands(sub, fmt, _common)
+    add_commands(sub, fmt, conn)
 
 
 # --------------------------------------------------------------------------- entry
@@ -143,18 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)
     try:
-        if args.command is None:
-            return run_explorer(args)
-        if args.command == "demo":
-            return run_demo(args)
-        if args.command == "server":
-            return run_server(args)
-        if args.command == "traces":
-            return run_traces(args)
-        handler = getattr(args, "handler", None)
-        if handler is not None:
-            return int(handler(args))
-        parser.error(f"unknown command {args.command}")
+        return int(args.handler(args))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `trace-tui traces list | head`: the reader left, not an error
@@ -169,7 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     except (MlflowApiError, TraceTuiError) as exc:
         _error(str(exc))
         return EXIT_ERROR
-    return EXIT_OK
+    except RecursionError:
+        _error("input nested too deeply")
+        return EXIT_USAGE
+    except Exception as exc:  # the last resort: one line, never a traceback
+        if os.environ.get("TRACE_TUI_DEBUG"):
+            raise
+        _error(f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+               "(TRACE_TUI_DEBUG=1 shows the traceback)")
+        return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def _error(message: str) -> None:
@@ -177,9 +200,10 @@ def _error(message: str) -> None:
 
 
 def with_client(uri: str, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from trace_tui.config.settings import Settings
     from trace_tui.core.client import run_with_client
 
-    return run_with_client(uri, fn)
+    return run_with_client(uri, fn, timeout_s=Settings.load().read_timeout_s)
 
 
 # --------------------------------------------------------------------------- explorer
@@ -214,27 +238,29 @@ def run_explorer(args: argparse.Namespace) -> int:
     _require_tty()
     with connect(args.tracking_uri) as conn:
         return _explorer(conn.uri, args, experiment=args.experiment,
-                         server_label=f"{conn.uri} ({conn.source})", policy=args.policy)
+                         server_label=f"{redact_uri(conn.uri)} ({conn.source})",
+                         policy=args.policy)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Embedded server + seeded history + live demo traffic (a subprocess) + the explorer."""
     from trace_tui.config import paths
+    from trace_tui.demo.launcher import DEMO_POLICY, check_judge_port, demo_hint, start_fake_judge
     from trace_tui.demo.traffic import ensure_experiment, seed_bulk
     from trace_tui.server.connect import connect
     from trace_tui.server.lifeline import child_env
 
+    check_judge_port()  # a second demo would judge against the first one's fake judge
     _require_tty()
     experiment = args.experiment or DEMO_EXPERIMENT
+    log_dir = paths.private_dir(paths.data_dir())
     with connect(args.tracking_uri) as conn:
         exp_id = ensure_experiment(conn.uri, experiment)
         if not _has_traces(conn.uri, exp_id):
             print("trace-tui: seeding 300 demo traces ...", file=sys.stderr, flush=True)
             seed_bulk(conn.uri, exp_id, 300, seed=int(time.time()),  # the last hour
                       start_ms=int(time.time() * 1000) - 3_600_000, spacing_ms=12_000)
-        log_dir = paths.data_dir()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        traffic_log = open(log_dir / "demo-traffic.log", "ab")  # noqa: SIM115
+        traffic_log = paths.open_private(log_dir / "demo-traffic.log")
         traffic = subprocess.Popen(
             [sys.executable, "-m", "trace_tui.demo.traffic", "--tracking-uri", conn.uri,
              "--experiment", experiment, "--rate", str(args.rate), "--seed",
@@ -242,13 +268,12 @@ def run_demo(args: argparse.Namespace) -> int:
             stdout=traffic_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=child_env({**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}))
-        from trace_tui.demo.launcher import DEMO_POLICY, demo_hint, start_fake_judge
-
-        judge = start_fake_judge(log_dir / "fake-judge.log")
-        print(f"trace-tui: {demo_hint(conn.uri)}", file=sys.stderr, flush=True)
+        judge = None
         try:
+            judge = start_fake_judge(log_dir / "fake-judge.log")
+            print(f"trace-tui: {demo_hint(redact_uri(conn.uri))}", file=sys.stderr, flush=True)
             return _explorer(conn.uri, args, experiment=experiment,
-                             server_label=f"{conn.uri} ({conn.source}, demo)",
+                             server_label=f"{redact_uri(conn.uri)} ({conn.source}, demo)",
                              policy=args.policy or DEMO_POLICY)
         finally:
             if judge is not None:
@@ -274,8 +299,6 @@ def run_server(args: argparse.Namespace) -> int:
     from trace_tui.server.connect import forget, remember, running_embedded
     from trace_tui.server.embedded import EmbeddedServer, check_backend_store_uri
 
-    if args.workers < 1:
-        raise ConfigError(f"--workers: expected at least 1, got {args.workers}")
     if args.backend_store_uri is not None:
         check_backend_store_uri(args.backend_store_uri)
     if running_embedded():
@@ -284,12 +307,12 @@ def run_server(args: argparse.Namespace) -> int:
                             backend_store_uri=args.backend_store_uri)
     print(f"trace-tui: starting mlflow server (data: {server.store_label}) ...",
           file=sys.stderr, flush=True)
-    server.start()
-    remember(server)
-    print(server.uri, flush=True)
-    print(f"trace-tui: export MLFLOW_TRACKING_URI={server.uri}  (Ctrl-C stops it)",
-          file=sys.stderr, flush=True)
+    server.start()  # checks the data dir is writable first; stops its child on failure
     try:
+        remember(server)
+        print(server.uri, flush=True)
+        print(f"trace-tui: export MLFLOW_TRACKING_URI={server.uri}  (Ctrl-C stops it)",
+              file=sys.stderr, flush=True)
         while server.process is not None and server.process.poll() is None:
             time.sleep(0.5)
         _error("the server exited; see " + str(server.log_path))
@@ -305,14 +328,11 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_traces(args: argparse.Namespace) -> int:
+    """``traces list|show|tail``: ``args.action`` is the coroutine of the one chosen."""
     from trace_tui.server.connect import connect
 
     with connect(args.tracking_uri) as conn:
-        if args.traces_command == "list":
-            return with_client(conn.uri, lambda c: _traces_list(c, args))
-        if args.traces_command == "show":
-            return with_client(conn.uri, lambda c: _traces_show(c, args))
-        return with_client(conn.uri, lambda c: _traces_tail(c, args))
+        return with_client(conn.uri, lambda c: args.action(c, args))
 
 
 async def _traces_list(client: Any, args: argparse.Namespace) -> int:
@@ -358,13 +378,13 @@ async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
     for info in first.traces:
         sys.stdout.write(json.dumps(info_to_dict(info)) + "\n")
     sys.stdout.flush()
-    print(f"trace-tui: tailing experiment {exp.name!r} at {client.tracking_uri} (Ctrl-C stops)",
-          file=sys.stderr, flush=True)
+    print(f"trace-tui: tailing experiment {exp.name!r} at {client.display_uri} "
+          "(Ctrl-C stops)", file=sys.stderr, flush=True)
     was_down = False
     async for batch in stream:
         if not batch.connected:
             if not was_down:
-                _error(f"{batch.error}; retrying")
+                print(f"trace-tui: {batch.error}; reconnecting", file=sys.stderr, flush=True)
             was_down = True
             continue
         if was_down:

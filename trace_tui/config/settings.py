@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ class Settings:
     buffer_size: int = 5000
     lookback_s: float = 60.0
     mouse: bool = True
+    read_timeout_s: float = 10.0  # per MLflow request; see docs/reliability.md
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,8 +40,12 @@ class Settings:
         if path.exists():
             try:
                 values = tomllib.loads(path.read_text())
-            except (tomllib.TOMLDecodeError, OSError) as exc:
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{path}: {exc}") from None
+            except OSError as exc:
+                raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+            except RecursionError:
+                raise ConfigError(f"{path}: nested too deeply") from None
         settings = cls()
         known = {f.name: f for f in fields(cls)}
         for key, value in values.items():
@@ -52,14 +58,12 @@ class Settings:
         return settings
 
     def save(self, path: Path | None = None) -> None:
+        """Write the file 0600 (its directory 0700): it names the user's experiments."""
         path = path or paths.config_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
         lines = ["# trace-tui settings (written by trace-tui; edit freely)"]
         for key, value in dataclasses.asdict(self).items():
             lines.append(f"{key} = {_toml_value(value)}")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(path)
+        paths.write_private(path, "\n".join(lines) + "\n")
 
 
 def _toml_value(value: Any) -> str:
@@ -88,10 +92,10 @@ def _coerce(key: str, value: Any, type_name: Any, where: str) -> Any:
                 raise ValueError(value)
             return result
         if kind == "float":
-            result = float(value)
-            if result <= 0:
+            number = float(value)
+            if not math.isfinite(number) or number <= 0:
                 raise ValueError(value)
-            return result
+            return number
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{where}: {key} must be a positive {kind}, got {value!r}") from None

@@ -1,16 +1,14 @@
 """Async MLflow REST client (aiohttp): experiments, traces, spans, tags, assessments, runs.
 
-One ``aiohttp.ClientSession`` per client. Reads retry connection errors, timeouts and 5xx
-with exponential backoff; writes that are not idempotent are sent once. No textual here.
+One ``aiohttp.ClientSession`` per client. Reads retry connection errors, timeouts, 429 and
+5xx with exponential backoff within a time budget (see READ_TIMEOUT_S below); writes that are
+not idempotent are sent once. No textual here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +18,23 @@ import aiohttp
 try:  # a JSON parser several times faster on big span payloads; json is the fallback
     from orjson import loads as json_loads
 except ImportError:  # pragma: no cover
-    json_loads = json.loads
+    json_loads = json.loads  # type: ignore[assignment]  # json.loads takes bytes too
 
-from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
+from trace_tui.core.http import RETRY_STATUSES, Credentials, api_error, is_html, transient
 from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
+from trace_tui.core.retry import Backoff, retrying
+from trace_tui.core.uri import redact_uri
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The retry budget (docs/reliability.md): each request may take CONNECT_TIMEOUT_S to connect
+# and READ_TIMEOUT_S between bytes of the answer (batchGet 3x); a read is retried on no
+# connection, a timeout, 429 or 5xx up to READ_RETRIES times (backoff 0.25, 0.5, 1 s, +-25%),
+# and no retry starts after RETRY_BUDGET_S. Then the server counts as unavailable.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 10.0
+READ_RETRIES = 3
+RETRY_BUDGET_S = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,34 +50,6 @@ class Experiment:
                    str(d.get("lifecycle_stage", "active")), int(d.get("last_update_time") or 0))
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Auth from MLflow's env vars. ``repr`` never shows the secret."""
-
-    token: str | None = None
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
-        env = os.environ if env is None else env
-        return cls(env.get("MLFLOW_TRACKING_TOKEN") or None,
-                   env.get("MLFLOW_TRACKING_USERNAME") or None,
-                   env.get("MLFLOW_TRACKING_PASSWORD") or None)
-
-    def header(self) -> dict[str, str]:
-        if self.token:
-            return {"Authorization": f"Bearer {self.token}"}
-        if self.username is not None and self.password is not None:
-            raw = f"{self.username}:{self.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-        return {}
-
-    def __repr__(self) -> str:
-        kind = "token" if self.token else "basic" if self.username else "none"
-        return f"Credentials({kind})"
-
-
 class MlflowClient:
     """Async client for one MLflow tracking server. Use as ``async with MlflowClient(uri)``."""
 
@@ -78,26 +58,36 @@ class MlflowClient:
         tracking_uri: str,
         *,
         credentials: Credentials | None = None,
-        timeout_s: float = 30.0,
-        read_retries: int = 4,
-        backoff_s: float = 0.25,
+        timeout_s: float = READ_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_retries: int = READ_RETRIES,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        backoff: Backoff | None = None,
         concurrency: int = 8,
         batch_size: int = 100,
     ) -> None:
-        self.tracking_uri = tracking_uri.rstrip("/")
-        self._credentials = credentials if credentials is not None else Credentials.from_env()
+        self.display_uri = redact_uri(tracking_uri.rstrip("/"))
+        # user:password in the URL becomes Basic auth unless other credentials are given
+        # (aiohttp refuses both at once); the URL kept has no user info.
+        bare, from_url = Credentials.from_url(tracking_uri.rstrip("/"))
+        self.tracking_uri = bare
+        if credentials is None:
+            env = Credentials.from_env()
+            credentials = env if env.present or from_url is None else from_url
+        self._credentials = credentials
+        self.read_timeout_s = timeout_s  # per request, between bytes; batchGet gets 3x
         # sock_connect, not connect: `connect` also counts the wait for a free pooled
         # connection, which under many concurrent calls is queueing, not an unreachable server.
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s,
-                                              sock_connect=min(5.0, timeout_s))
+        self.connect_timeout_s = connect_timeout_s
         self.read_retries = read_retries
-        self.backoff_s = backoff_s
+        self.retry_budget_s = retry_budget_s
+        self.backoff = backoff or Backoff(first_s=0.25, max_s=2.0)
         self.concurrency = concurrency
         self.batch_size = batch_size
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        return f"MlflowClient({self.tracking_uri!r})"
+        return f"MlflowClient({self.display_uri!r})"
 
     async def __aenter__(self) -> MlflowClient:
         return self
@@ -113,7 +103,9 @@ class MlflowClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout,
+                # The default for calls that do not pass their own (artifact uploads).
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s,
+                                              sock_read=self.read_timeout_s * 3),
                 headers={"User-Agent": "trace-tui", **self._credentials.header()},
                 connector=aiohttp.TCPConnector(limit=max(16, self.concurrency * 2)),
             )
@@ -129,53 +121,86 @@ class MlflowClient:
         params: Any = None,
         body: Any = None,
         retry: bool = True,
+        slow: bool = False,
     ) -> dict[str, Any]:
         """One call; retried with backoff when ``retry`` (reads and idempotent writes)."""
-        raw = await self._request_bytes(method, path, params=params, body=body, retry=retry)
+        raw = await self._request_bytes(method, path, params=params, body=body, retry=retry,
+                                        slow=slow)
         if not raw:
             return {}
         try:
             data = json_loads(raw)
         except ValueError:
-            raise MlflowApiError("BAD_RESPONSE", f"{path} did not return JSON", 200, path) from None
+            raise NotMlflowServerError(self._not_mlflow(path, "something not JSON")) from None
         return data if isinstance(data, dict) else {}
 
     async def _request_bytes(
-        self, method: str, path: str, *, params: Any = None, body: Any = None, retry: bool = True
+        self, method: str, path: str, *, params: Any = None, body: Any = None,
+        retry: bool = True, slow: bool = False, expect_json: bool = True,
     ) -> bytes:
+        """The body of a 2xx answer. ``slow`` calls (batchGet) get 3x the read timeout.
+
+        Failures: an MLflow error -> MlflowApiError; no answer, a timeout, 429/5xx (a proxy's
+        502/503/504 too) after the retries -> MlflowUnavailableError; an HTML page or a
+        non-JSON body -> NotMlflowServerError."""
         url = self.tracking_uri + path
-        attempts = 1 + (self.read_retries if retry else 0)
-        last: Exception | None = None
-        for attempt in range(attempts):
-            if attempt:
-                delay = self.backoff_s * (2 ** (attempt - 1))
-                await asyncio.sleep(delay * (0.75 + random.random() / 2))
-            try:
-                session = self._get_session()
-                async with session.request(method, url, params=params, json=body) as resp:
-                    raw = await resp.read()
-                    if resp.status < 400:
-                        return raw
-                    error = _api_error(resp.status, raw, path)
-                    if resp.status not in RETRY_STATUSES:
-                        raise error
-                    last = error
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                last = exc
-        if isinstance(last, MlflowApiError):
-            raise last
-        reason = type(last).__name__ if last is not None else "no answer"
-        detail = str(last).splitlines()[0] if last is not None and str(last) else reason
-        raise MlflowUnavailableError(
-            f"MLflow server at {self.tracking_uri} is unreachable ({detail})"
-        ) from last
+        read_s = self.read_timeout_s * (3 if slow else 1)
+
+        async def attempt(remaining_s: float) -> bytes:
+            # A retry's read timeout is capped by the retry budget left: an unanswering
+            # server is given up on within max(read timeout, budget) + a second.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s,
+                                            sock_read=min(read_s, remaining_s))
+            session = self._get_session()
+            async with session.request(method, url, params=params, json=body,
+                                       timeout=timeout) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise api_error(resp.status, raw, path)
+                if expect_json and is_html(resp.content_type, raw):
+                    raise NotMlflowServerError(self._not_mlflow(path, "an HTML page"))
+                return raw
+
+        try:
+            return await retrying(attempt, attempts=1 + (self.read_retries if retry else 0),
+                                  transient=transient, backoff=self.backoff,
+                                  budget_s=self.retry_budget_s)
+        except MlflowApiError as exc:
+            if exc.status in RETRY_STATUSES:
+                what = f"HTTP {exc.status}" + (" error page" if exc.html else "")
+                raise MlflowUnavailableError(
+                    f"MLflow server at {self.display_uri} is unavailable ({what})") from None
+            if exc.html:
+                raise NotMlflowServerError(self._not_mlflow(
+                    path, f"HTTP {exc.status} with an HTML page")) from None
+            raise
+        except aiohttp.InvalidURL as exc:
+            raise MlflowUnavailableError(
+                f"tracking URI {self.display_uri} is not a usable URL ({exc})") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            detail = "no answer within the timeout" if isinstance(exc, TimeoutError) \
+                else (str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__
+            raise MlflowUnavailableError(
+                f"MLflow server at {self.display_uri} is unreachable "
+                f"({detail})") from None
+
+    def _not_mlflow(self, path: str, what: str) -> str:
+        return (f"{self.display_uri} is not an MLflow server ({path.split('?')[0]} answered "
+                f"{what})")
+
+    def _field(self, data: Mapping[str, Any], key: str, path: str) -> Any:
+        """``data[key]``, or NotMlflowServerError when an answer lacks what MLflow sends."""
+        value = data.get(key)
+        if not isinstance(value, dict):
+            raise NotMlflowServerError(self._not_mlflow(path, f"JSON without {key!r}"))
+        return value
 
     # ------------------------------------------------------------------ server
 
     async def health(self) -> bool:
         """True when ``/health`` answers OK (one quick try, no retries)."""
         try:
-            raw = await self._request_bytes("GET", "/health", retry=False)
+            raw = await self._request_bytes("GET", "/health", retry=False, expect_json=False)
         except (MlflowUnavailableError, MlflowApiError):
             return False
         return raw.strip() == b"OK"
@@ -204,7 +229,7 @@ class MlflowClient:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return None
             raise
-        return Experiment.from_json(data["experiment"])
+        return Experiment.from_json(self._field(data, "experiment", "experiments/get-by-name"))
 
     async def get_experiment(self, experiment_id: str) -> Experiment | None:
         try:
@@ -214,7 +239,7 @@ class MlflowClient:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
-        return Experiment.from_json(data["experiment"])
+        return Experiment.from_json(self._field(data, "experiment", "experiments/get"))
 
     async def resolve_experiment(self, name_or_id: str | None) -> Experiment:
         """An experiment by id or name; None picks the most recently updated one."""
@@ -291,7 +316,8 @@ class MlflowClient:
 
     async def get_trace_info(self, trace_id: str) -> TraceInfo:
         data = await self._request("GET", f"/api/3.0/mlflow/traces/{trace_id}")
-        return TraceInfo.from_json(data["trace"]["trace_info"])
+        trace = self._field(data, "trace", "traces/get-info")
+        return TraceInfo.from_json(self._field(trace, "trace_info", "traces/get-info"))
 
     async def batch_get_trace_infos(self, trace_ids: Sequence[str]) -> list[TraceInfo]:
         if not trace_ids:
@@ -304,13 +330,13 @@ class MlflowClient:
         """One trace with its spans (partial traces allowed, so in-progress ones open)."""
         data = await self._request("GET", "/api/3.0/mlflow/traces/get",
                                    params={"trace_id": trace_id, "allow_partial": "true"})
-        return decode_trace(data["trace"])
+        return decode_trace(self._field(data, "trace", "traces/get"))
 
     async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
         """The raw ``{"trace_info", "spans"}`` JSON of one trace (for judges and export)."""
         data = await self._request("GET", "/api/3.0/mlflow/traces/get",
                                    params={"trace_id": trace_id, "allow_partial": "true"})
-        return data["trace"]
+        return dict(self._field(data, "trace", "traces/get"))
 
     async def batch_get_raw(self, trace_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Raw trace JSON for many ids: chunked ``batchGet`` calls, bounded concurrency."""
@@ -321,7 +347,7 @@ class MlflowClient:
         async def fetch(chunk: list[str]) -> list[dict[str, Any]]:
             async with gate:
                 data = await self._request("GET", "/api/3.0/mlflow/traces/batchGet",
-                                           params=[("trace_ids", t) for t in chunk])
+                                           params=[("trace_ids", t) for t in chunk], slow=True)
             return data.get("traces", [])
 
         results = await asyncio.gather(*(fetch(c) for c in chunks))
@@ -377,7 +403,7 @@ class MlflowClient:
             assessment["span_id"] = span_id
         data = await self._request("POST", f"/api/3.0/mlflow/traces/{trace_id}/assessments",
                                    body={"assessment": assessment}, retry=False)
-        return Assessment.from_json(data["assessment"])
+        return Assessment.from_json(self._field(data, "assessment", "assessments"))
 
     async def update_assessment(
         self, trace_id: str, assessment_id: str, *, value: Any = None,
@@ -394,7 +420,7 @@ class MlflowClient:
         data = await self._request(
             "PATCH", f"/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}",
             body={"assessment": body, "update_mask": ",".join(mask)})
-        return Assessment.from_json(data["assessment"])
+        return Assessment.from_json(self._field(data, "assessment", "assessments"))
 
     async def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
         await self._request("DELETE",
@@ -414,11 +440,12 @@ class MlflowClient:
         body = {"experiment_id": experiment_id, "run_name": run_name,
                 "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
         data = await self._request("POST", "/api/2.0/mlflow/runs/create", body=body, retry=False)
-        return str(data["run"]["info"]["run_id"])
+        run = self._field(data, "run", "runs/create")
+        return str(self._field(run, "info", "runs/create").get("run_id", ""))
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         data = await self._request("GET", "/api/2.0/mlflow/runs/get", params={"run_id": run_id})
-        return dict(data["run"])
+        return dict(self._field(data, "run", "runs/get"))
 
     async def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         await self._request("POST", "/api/2.0/mlflow/runs/set-tag",
@@ -429,19 +456,20 @@ class MlflowClient:
         url = f"{self.tracking_uri}{await self._artifact_path(run_id, path)}"
         async with self._get_session().put(url, data=content) as resp:
             if resp.status >= 400:
-                raise _api_error(resp.status, await resp.read(), "mlflow-artifacts")
+                raise api_error(resp.status, await resp.read(), "mlflow-artifacts")
 
     async def download_artifact(self, run_id: str, path: str) -> bytes | None:
         """A run artifact's bytes, or None when it does not exist."""
         try:
-            return await self._request_bytes("GET", await self._artifact_path(run_id, path))
+            return await self._request_bytes("GET", await self._artifact_path(run_id, path),
+                                             expect_json=False)
         except MlflowApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
     async def _artifact_path(self, run_id: str, path: str) -> str:
-        root = (await self.get_run(run_id))["info"]["artifact_uri"]
+        root = str((await self.get_run(run_id)).get("info", {}).get("artifact_uri", ""))
         if not root.startswith("mlflow-artifacts:"):
             raise MlflowApiError("UNSUPPORTED", f"run artifacts at {root!r} are not served by "
                                  "the tracking server (start it with --serve-artifacts)",
@@ -450,29 +478,13 @@ class MlflowClient:
         return f"/api/2.0/mlflow-artifacts/artifacts/{rel}/{path}"
 
 
-def run_with_client(uri: str, fn: Callable[[MlflowClient], Awaitable[int]]) -> int:
-    """Run ``fn(client)`` on a fresh client in a new event loop, closing it after."""
+def run_with_client(uri: str, fn: Callable[[MlflowClient], Awaitable[int]],
+                    **options: Any) -> int:
+    """Run ``fn(client)`` on a fresh client (``options`` go to MlflowClient) in a new event
+    loop, closing it after."""
 
     async def go() -> int:
-        async with MlflowClient(uri) as client:
+        async with MlflowClient(uri, **options) as client:
             return await fn(client)
 
     return asyncio.run(go())
-
-
-def _api_error(status: int, raw: bytes, path: str) -> MlflowApiError:
-    """MLflow's error JSON (or FastAPI's, or an HTML page) -> one typed exception."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        if "error_code" in data:
-            return MlflowApiError(str(data["error_code"]), str(data.get("message", "")),
-                                  status, path)
-        if "detail" in data:
-            return MlflowApiError(f"HTTP_{status}", json.dumps(data["detail"])[:300], status, path)
-    text = raw.decode(errors="replace").strip()
-    if text.startswith("<"):
-        text = "no such endpoint" if status == 404 else "server error page"
-    return MlflowApiError(f"HTTP_{status}", f"{path}: {text[:200]}", status, path)

@@ -10,8 +10,10 @@ class TraceTuiError(Exception):
 class MlflowApiError(TraceTuiError):
     """The MLflow server answered with an error (its ``error_code`` and ``message``)."""
 
-    def __init__(self, error_code: str, message: str, status: int, endpoint: str) -> None:
+    def __init__(self, error_code: str, message: str, status: int, endpoint: str,
+                 *, html: bool = False) -> None:
         self.error_code = error_code
+        self.html = html  # the body was an HTML page: a proxy or a web server, not MLflow
         self.message = " ".join(message.split())  # the server's text may span lines
         self.status = status
         self.endpoint = endpoint
@@ -24,3 +26,8 @@ class MlflowUnavailableError(TraceTuiError):
 
 class ConfigError(TraceTuiError):
     """Bad user configuration: a settings file, a flag, an environment variable."""
+
+
+class NotMlflowServerError(MlflowUnavailableError):
+    """The URL answers, but not as an MLflow server does (an HTML page, not JSON, JSON
+    without the fields every MLflow answer has). Exit code 3, like an unreachable server."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from trace_tui.core.client import MlflowClient
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
+from trace_tui.core.retry import Backoff
 
 
 @dataclass(slots=True)
@@ -104,7 +105,7 @@ class LiveStream:
         lookback_ms: int = 60_000,
         settle_ms: int = 1_500,
         poll_interval_s: float = 1.0,
-        max_backoff_s: float = 10.0,
+        max_backoff_s: float = 5.0,
         skip_existing: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -112,7 +113,7 @@ class LiveStream:
         self.experiment_ids = list(experiment_ids)
         self.filter_string = filter_string
         self.poll_interval_s = poll_interval_s
-        self.max_backoff_s = max_backoff_s
+        self.backoff = Backoff(first_s=0.5, max_s=max_backoff_s)
         start = since_ms if since_ms is not None else int(clock() * 1000)
         self.clock = clock
         self.cursor = TraceCursor(start, lookback_ms, settle_ms)
@@ -151,23 +152,22 @@ class LiveStream:
                            pending=len(self.cursor.pending) + len(self.cursor.settling))
 
     async def __aiter__(self) -> AsyncIterator[StreamBatch]:
-        backoff = 0.5
-        connected = True
+        failures = 0  # consecutive polls that found the server unavailable
         while not self._closed:
             try:
                 batch = await self.poll_once()
             except MlflowUnavailableError as exc:
-                connected = False
+                # Unreachable, timed out, 5xx or a proxy's 502/503/504 after the client's own
+                # retries: say so, wait (backoff), resume from the same cursor.
                 yield StreamBatch(connected=False, error=str(exc),
                                   pending=len(self.cursor.pending))
-                await self._sleep(backoff)
-                backoff = min(self.max_backoff_s, backoff * 2)
+                await self._sleep(self.backoff.delay(failures))
+                failures += 1
                 continue
             except MlflowApiError:
                 raise  # a bad filter will not fix itself: let the caller show it
-            backoff = 0.5
-            if batch.traces or not connected:
-                connected = True
+            if batch.traces or failures:
+                failures = 0
                 yield batch
             await self._sleep(self.poll_interval_s)
 

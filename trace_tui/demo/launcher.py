@@ -9,6 +9,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from trace_tui.config.paths import open_private
+from trace_tui.core.errors import TraceTuiError
+from trace_tui.server.embedded import port_is_free
 from trace_tui.server.lifeline import child_env
 
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo" / "policy.toml"
@@ -23,12 +26,21 @@ def judge_is_up(port: int = DEMO_JUDGE_PORT) -> bool:
         return False
 
 
+def check_judge_port(port: int = DEMO_JUDGE_PORT) -> None:
+    """Refuse, in one line, when the demo judge's port is taken: the demo policy's judges
+    point there, so a second demo would judge against the first one's fake judge and lose it
+    when the first demo quits."""
+    if not port_is_free(port):
+        who = "another `trace-tui demo` runs its fake judge there" if judge_is_up(port) \
+            else "another program listens there"
+        raise TraceTuiError(f"port {port} on 127.0.0.1 is in use ({who}); the demo's judges "
+                            "need it: quit the other demo (or program) first")
+
+
 def start_fake_judge(log_path: Path, port: int = DEMO_JUDGE_PORT,
-                     latency_s: float = 0.2) -> subprocess.Popen[bytes] | None:
-    """Start the fake judge on 127.0.0.1:port unless one already answers there."""
-    if judge_is_up(port):
-        return None
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+                     latency_s: float = 0.2) -> subprocess.Popen[bytes]:
+    """Start the fake judge on 127.0.0.1:port (its log 0600)."""
+    log = open_private(log_path)
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "trace_tui.demo.fake_judge", "--port", str(port),

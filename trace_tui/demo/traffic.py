@@ -363,20 +363,37 @@ def seed_bulk(tracking_uri: str, experiment_id: str, count: int, *, seed: int = 
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """Experiment id for ``name``, created when missing (plain REST, no mlflow import)."""
+    """Experiment id for ``name``, created when missing (plain REST, no mlflow import).
+    An unreachable or failing server is a one-line MlflowUnavailableError / MlflowApiError."""
+    from urllib.parse import urlencode
+
+    from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+    from trace_tui.core.uri import redact_uri
+
     base = tracking_uri.rstrip("/")
     try:
-        url = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}"
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return str(json.load(resp)["experiment"]["experiment_id"])
+        try:
+            query = urlencode({"experiment_name": name})
+            url = f"{base}/api/2.0/mlflow/experiments/get-by-name?{query}"
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return str(json.load(resp)["experiment"]["experiment_id"])
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+        req = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/create",
+                                     data=json.dumps({"name": name}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return str(json.load(resp)["experiment_id"])
     except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise
-    req = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/create",
-                                 data=json.dumps({"name": name}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return str(json.load(resp)["experiment_id"])
+        if exc.code >= 500:
+            raise MlflowUnavailableError(f"MLflow server at {redact_uri(base)} is unavailable "
+                                         f"(HTTP {exc.code})") from None
+        raise MlflowApiError(f"HTTP_{exc.code}", f"creating experiment {name!r}: {exc.reason}",
+                             exc.code, "experiments/create") from None
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise MlflowUnavailableError(f"MLflow server at {redact_uri(base)} is unreachable or "
+                                     f"not an MLflow server ({type(exc).__name__})") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trace_tui.core.errors import ConfigError
+from trace_tui.config import flags
+from trace_tui.core.errors import ConfigError, MlflowApiError
 
 SAMPLE_EPILOG = """\
 examples:
@@ -42,16 +42,18 @@ overall and per stratum, weighted by the population counts the sampler saved.
 
 
 def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
-                 common: Callable[[argparse.ArgumentParser], None]) -> None:
+                 conn: argparse.ArgumentParser) -> None:
+    """``sample``, ``eval``, ``report``; ``conn`` is the parent parser of the connection flags.
+    Values are checked at parse time (``trace_tui.config.flags``): a bad one exits 2."""
     sample = sub.add_parser("sample", help="run a sampling policy, queue traces for judges",
-                            formatter_class=fmt, epilog=SAMPLE_EPILOG,
+                            formatter_class=fmt, epilog=SAMPLE_EPILOG, parents=[conn],
                             description="Decide which traces are judged, by a policy file.")
-    common(sample)
     sample.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
     sample.add_argument("--follow", action="store_true", help="keep running on new traces")
     sample.add_argument("--dry-run", action="store_true",
                         help="print the per-stratum plan for recent traces; write nothing")
-    sample.add_argument("--since", default="24h", metavar="DURATION",
+    sample.add_argument("--since", type=flags.duration, default=flags.duration("24h"),
+                        metavar="DURATION",
                         help="first run / dry run: look back this far (e.g. 30m, 24h, 7d)")
     sample.add_argument("--replica", default="main",
                         help="replica id (samplers sharing one see the same traces)")
@@ -59,27 +61,31 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     sample.set_defaults(handler=run_sample)
 
     ev = sub.add_parser("eval", help="judge queued traces, write assessments",
-                        formatter_class=fmt, epilog=EVAL_EPILOG,
+                        formatter_class=fmt, epilog=EVAL_EPILOG, parents=[conn],
                         description="Run the policy's judges on queued traces.")
-    common(ev)
     ev.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
     ev.add_argument("--follow", action="store_true", help="keep waiting for queued traces")
-    ev.add_argument("--concurrency", "-c", type=int, default=8, help="judge calls in flight")
-    ev.add_argument("--shard", default="0/1", metavar="I/N", help="take shard I of N")
-    ev.add_argument("--timeout", type=float, default=60.0, help="seconds per judge call")
-    ev.add_argument("--attempts", type=int, default=4, help="tries per judge call")
-    ev.add_argument("--backoff", type=float, default=1.0, metavar="S",
+    ev.add_argument("--concurrency", "-c", type=flags.positive_int, default=8,
+                    help="judge calls in flight (>= 1)")
+    ev.add_argument("--shard", type=flags.shard, default=(0, 1), metavar="I/N",
+                    help="take shard I of N (0 <= I < N)")
+    ev.add_argument("--timeout", type=flags.positive_float, default=60.0,
+                    help="seconds per judge call (> 0)")
+    ev.add_argument("--attempts", type=flags.positive_int, default=4,
+                    help="tries per judge call (>= 1)")
+    ev.add_argument("--backoff", type=flags.non_negative_float, default=1.0, metavar="S",
                     help="first retry delay in seconds (doubles, with jitter)")
-    ev.add_argument("--max-traces", type=int, help="stop after N traces")
-    ev.add_argument("--max-tokens", type=int, help="stop after N judge tokens")
-    ev.add_argument("--max-usd", type=float, help="stop after this judge spend")
+    ev.add_argument("--max-traces", type=flags.non_negative_int, help="stop after N traces")
+    ev.add_argument("--max-tokens", type=flags.non_negative_int,
+                    help="stop after N judge tokens")
+    ev.add_argument("--max-usd", type=flags.non_negative_float,
+                    help="stop after this judge spend")
     ev.add_argument("--retry-failed", action="store_true",
                     help="re-queue this policy's failed traces first")
     ev.set_defaults(handler=run_eval)
 
     rep = sub.add_parser("report", help="population estimates with confidence intervals",
-                         formatter_class=fmt, epilog=REPORT_EPILOG)
-    common(rep)
+                         formatter_class=fmt, epilog=REPORT_EPILOG, parents=[conn])
     rep.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.set_defaults(handler=run_report)
@@ -88,27 +94,45 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_duration_s(text: str) -> float:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if not match:
-        raise ConfigError(f"--since: expected a duration like 30m, 24h or 7d, got {text!r}")
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    return float(match.group(1)) * unit
+def _load_policy(path: Path) -> Any:
+    """The policy, checked before connecting; any unreadable file is one ConfigError."""
+    from trace_tui.evaluation.loop import load_policy_checked
+
+    try:
+        return load_policy_checked(path)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {' '.join(str(exc).split())[:200]}") from None
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-        raise ConfigError(f"--shard: expected I/N with 0 <= I < N, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
+async def _open_loop(client: Any, args: argparse.Namespace) -> Any:
+    """The judge loop, after checking the policy's experiments exist on this server (an
+    unknown id would otherwise give an empty plan and exit 0)."""
+    from trace_tui.evaluation.loop import JudgeLoop
+
+    where = "--experiment" if args.experiment else f"{args.policy}: [source]"
+    try:
+        loop = await JudgeLoop.open(client, args.policy, args.experiment)
+    except MlflowApiError as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ConfigError(f"{where}: {exc.message} on {client.display_uri}") from None
+    for exp_id in loop.experiment_ids:
+        if await client.get_experiment(str(exp_id)) is None:
+            raise ConfigError(f"{where}: experiment {exp_id!r} does not exist on "
+                              f"{client.display_uri}")
+    return loop
 
 
 def _run(args: argparse.Namespace, body: Callable[[Any], Any]) -> int:
+    from trace_tui.config.settings import Settings
     from trace_tui.core.client import run_with_client
     from trace_tui.server.connect import connect
 
+    timeout_s = Settings.load().read_timeout_s
     with connect(args.tracking_uri) as conn:
-        return run_with_client(conn.uri, body)
+        return run_with_client(conn.uri, body, timeout_s=timeout_s)
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
@@ -121,13 +145,11 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from trace_tui.evaluation.loop import JudgeLoop, load_policy_checked
-
-    load_policy_checked(args.policy)  # fail on a bad file before connecting
-    since_s = parse_duration_s(args.since)
+    _load_policy(args.policy)  # fail on a bad file before connecting
+    since_s = args.since
 
     async def body(client: Any) -> int:
-        loop = await JudgeLoop.open(client, args.policy, args.experiment)
+        loop = await _open_loop(client, args)
         if args.dry_run:
             frame, totals = await loop.dry_run(since_s)
             if args.format == "json":
@@ -158,18 +180,14 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from trace_tui.evaluation.loop import JudgeLoop, load_policy_checked
-
-    load_policy_checked(args.policy)
-    shard, shards = parse_shard(args.shard)
-    if args.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
+    _load_policy(args.policy)
+    shard, shards = args.shard
 
     async def body(client: Any) -> int:
         from trace_tui.evaluation.progress import Progress
         from trace_tui.evaluation.worker import EvalOptions
 
-        loop = await JudgeLoop.open(client, args.policy, args.experiment)
+        loop = await _open_loop(client, args)
         await loop.judges()  # a judge that cannot be built fails before any work
         if args.retry_failed:
             await loop.requeue_failed()
@@ -190,12 +208,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from trace_tui.evaluation.loop import JudgeLoop, load_policy_checked
-
-    load_policy_checked(args.policy)
+    _load_policy(args.policy)
 
     async def body(client: Any) -> int:
-        report = await (await JudgeLoop.open(client, args.policy, args.experiment)).report()
+        report = await (await _open_loop(client, args)).report()
         if args.format == "json":
             _print_json(report.to_dict())
         elif args.format == "csv":

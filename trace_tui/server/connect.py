@@ -11,6 +11,7 @@ from pathlib import Path
 
 from trace_tui.config import paths
 from trace_tui.core.errors import ConfigError
+from trace_tui.core.uri import check_tracking_uri
 from trace_tui.server.embedded import EmbeddedServer
 
 
@@ -39,11 +40,12 @@ class Connection:
         self.close()
 
 
-def check_uri(uri: str) -> str:
-    if not uri.startswith(("http://", "https://")):
-        raise ConfigError(f"tracking URI {uri!r} is not an http(s) URL: trace-tui talks to an "
-                          "MLflow server (start one with `trace-tui server`)")
-    return uri.rstrip("/")
+def check_uri(uri: str, where: str = "") -> str:
+    """The URI (no trailing slash), or a one-line ConfigError (password redacted)."""
+    try:
+        return check_tracking_uri(uri)
+    except ValueError as exc:
+        raise ConfigError(f"{where}{exc}") from None
 
 
 def connect(flag_uri: str | None, *, announce: bool = True) -> Connection:
@@ -52,7 +54,7 @@ def connect(flag_uri: str | None, *, announce: bool = True) -> Connection:
         return Connection(check_uri(flag_uri), "flag")
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     if env_uri:
-        return Connection(check_uri(env_uri), "env")
+        return Connection(check_uri(env_uri, "$MLFLOW_TRACKING_URI: "), "env")
     shared = running_embedded()
     if shared:
         return Connection(shared, "embedded (shared)")
@@ -61,7 +63,11 @@ def connect(flag_uri: str | None, *, announce: bool = True) -> Connection:
         print(f"trace-tui: starting the embedded MLflow server ({server.data_dir}) ...",
               file=sys.stderr, flush=True)
     server.start()
-    remember(server)
+    try:
+        remember(server)
+    except BaseException:
+        server.stop()
+        raise
     return Connection(server.uri, "embedded", server)
 
 
@@ -71,15 +77,18 @@ def running_embedded() -> str | None:
         state = json.loads(state_file().read_text())
         uri, pid = str(state["uri"]), int(state["pid"])
         os.kill(pid, 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        port = int(uri.rsplit(":", 1)[1])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    probe = EmbeddedServer(paths.data_dir(), port=int(uri.rsplit(":", 1)[1]))
+    probe = EmbeddedServer(paths.data_dir(), port=port)
     return uri if probe.healthy() else None
 
 
 def remember(server: EmbeddedServer) -> None:
+    """Write server.json (0600) so other trace-tui processes share this server."""
     if server.process is not None:
-        state_file().write_text(json.dumps({"uri": server.uri, "pid": server.process.pid}))
+        paths.write_private(state_file(),
+                            json.dumps({"uri": server.uri, "pid": server.process.pid}))
 
 
 def forget(server: EmbeddedServer) -> None:

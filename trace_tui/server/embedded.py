@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from trace_tui.config.paths import check_writable, open_private, private_dir
 from trace_tui.core.errors import ConfigError, TraceTuiError
 
 HOST = "127.0.0.1"
@@ -25,6 +26,18 @@ STORE_SCHEMES = ("postgresql", "mysql", "mssql", "sqlite")
 
 class ServerStartError(TraceTuiError):
     """The embedded server did not come up; the message carries its log's last lines."""
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """True unless a socket is bound there. SO_REUSEADDR as servers set it: a port in
+    TIME_WAIT after a restart is free for a new server."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(host: str = HOST) -> int:
@@ -122,15 +135,33 @@ class EmbeddedServer:
         return env
 
     def start(self) -> str:
-        """Start and wait for ``/health``; returns the tracking URI."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        """Start and wait for ``/health``; returns the tracking URI.
+
+        The data dir is created 0700 and probed for a write first (a read-only or full disk
+        is a ConfigError before any child exists); the child runs with umask 077 so its
+        SQLite store and artifacts are private; on any failure the child is stopped."""
+        private_dir(self.data_dir)
+        check_writable(self.data_dir)
+        if not port_is_free(self.port):
+            raise ConfigError(f"port {self.port} on {HOST} is in use; pick another with --port "
+                              "or leave it out for a free one")
         try:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env(), cwd=self.data_dir, start_new_session=True)
-        finally:
-            log.close()
+            log = open_private(self.log_path)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {self.log_path} ({exc.strerror or exc})") from None
+        try:
+            with log:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env=self.env(), cwd=self.data_dir,
+                    start_new_session=True, umask=0o077)
+            return self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self) -> str:
+        assert self.process is not None
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -139,7 +170,6 @@ class EmbeddedServer:
             if self.healthy():
                 return self.uri
             time.sleep(0.2)
-        self.stop()
         raise ServerStartError(self._failure(f"not healthy after {self.start_timeout_s:.0f} s"))
 
     def healthy(self) -> bool:
@@ -164,8 +194,10 @@ class EmbeddedServer:
             proc.wait(timeout=5)
 
     def _failure(self, what: str) -> str:
-        tail = self.tail_log(12)
-        return f"mlflow server {what}; log {self.log_path}:\n{tail}"
+        """One line: what happened, the log's last meaningful line, where the log is."""
+        lines = [ln.strip() for ln in self.tail_log(40).splitlines() if ln.strip()]
+        last = lines[-1][:200] if lines else "(empty log)"
+        return f"mlflow server {what} ({last}); see {self.log_path}"
 
     def tail_log(self, lines: int) -> str:
         try:
