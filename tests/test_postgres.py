@@ -297,7 +297,7 @@ def test_server_command_rejects_a_bad_store_or_workers_in_one_line(tmp_path: Pat
     cases = ((["--backend-store-uri", "http://u:hunter2@[db:5432/mlflow"], "'http://u:***@[db"),
              (["--backend-store-uri", "postgres://u:hunter2@db/x"], "'postgres://u:***@db/x'"),
              (["--backend-store-uri", "postgresql://u:hunter2@db/x", "--workers", "0"],
-              "--workers: expected at least 1, got 0"))
+              "--workers: expected an integer >= 1, got '0'"))
     for args, culprit in cases:
         out = subprocess.run([sys.executable, "-m", "trace_tui", "server", *args],
                              capture_output=True, text=True, env=env, timeout=60)
