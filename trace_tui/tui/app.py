@@ -152,6 +152,7 @@ class TraceExplorerApp(App[None]):
         self.last_export: Path | None = None
         self._explorer: ExplorerScreen | None = None
         self._trace_view: TraceViewScreen | None = None
+        self._shown_new_above = 0
         if settings.theme in self.available_themes:
             self.theme = settings.theme
 
@@ -341,8 +342,12 @@ class TraceExplorerApp(App[None]):
         traces = self.traces
         if traces.refresh_stats(force):
             force = True
+        table = screen.table
+        if table.new_above != self._shown_new_above:
+            force = True
         if not force and not (traces.paused and traces.pending):
             return
+        self._shown_new_above = table.new_above
         state = self.conn_state
         if traces.paused and state in ("live", "static"):
             state = "paused"
@@ -354,7 +359,7 @@ class TraceExplorerApp(App[None]):
                         self.experiment_ref or ""),
             count=len(traces.buffer), capacity=traces.buffer.capacity,
             pending=len(traces.pending), rate_per_min=traces.rate,
-            p50=p50, p95=p95, p99=p99, spark=traces.spark)
+            p50=p50, p95=p95, p99=p99, spark=traces.spark, new_above=table.new_above)
         screen.status_line.set_status(status)
 
     # ------------------------------------------------------------------ filters and sort
