@@ -85,3 +85,28 @@ async def _until(pilot, predicate, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.02)
+
+
+async def test_marked_traces_are_what_x_exports_and_feedback_applies_to(tmp_path) -> None:
+    import json
+
+    app = frozen_app(export_dir=tmp_path)
+    async with app.run_test(size=(130, 36)) as pilot:
+        await listed(pilot)
+        table = app.table
+        await pilot.press("space", "j", "space")  # marks rows 0 and 2
+        marked = [app.buffer.rows[0].trace_id, app.buffer.rows[2].trace_id]
+        assert app.selected_trace_ids == marked
+        await pilot.press("x")
+        await _until(pilot, lambda: len(list(tmp_path.glob("*.json"))) == 2)
+        assert sorted(p.stem for p in tmp_path.glob("*.json")) == sorted(marked)
+        exported = json.loads((tmp_path / f"{marked[1]}.json").read_text())
+        assert exported["trace_info"]["trace_id"] == marked[1]
+        before = {r.trace_id: len(r.assessments) for r in app.buffer.rows}
+        await pilot.press("plus")
+        await pilot.press(*"ok", "enter")
+        await _until(pilot, lambda: all(len(app.buffer.by_id[t].assessments) == before[t] + 1
+                                        for t in marked))
+        unmarked = [t for t in before if t not in marked]
+        assert all(len(app.buffer.by_id[t].assessments) == before[t] for t in unmarked)
+        assert table.current.trace_id not in marked  # the cursor row was not judged

@@ -83,14 +83,16 @@ class ExplorerScreen(Screen[None]):
         self.explorer.pick_experiment()
 
     def action_feedback(self, value: bool) -> None:
-        info = self.table.current
-        if info is not None:
-            self.explorer.ask_feedback(info.trace_id, value, label=info.name)
+        """On the marked traces (space), else on the one under the cursor."""
+        targets = self.explorer.target_trace_ids()
+        if targets:
+            self.explorer.ask_feedback_many(targets, value)
 
     def action_export(self) -> None:
-        info = self.table.current
-        if info is not None:
-            self.explorer.export_trace(info.trace_id)
+        """Each marked trace (space), else the one under the cursor, as JSON."""
+        targets = self.explorer.target_trace_ids()
+        if targets:
+            self.explorer.export_traces(targets)
 
     def action_reload(self) -> None:
         self.explorer.restart_stream()
