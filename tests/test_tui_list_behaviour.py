@@ -110,3 +110,62 @@ async def test_marked_traces_are_what_x_exports_and_feedback_applies_to(tmp_path
         unmarked = [t for t in before if t not in marked]
         assert all(len(app.buffer.by_id[t].assessments) == before[t] for t in unmarked)
         assert table.current.trace_id not in marked  # the cursor row was not judged
+
+
+async def test_compare_two_marked_traces_side_by_side() -> None:
+    from trace_tui.tui.screens.compare import CompareScreen
+
+    app = frozen_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await listed(pilot)
+        await pilot.press("c")  # nothing marked: a hint, no screen
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareScreen)
+        rag = [r.trace_id for r in app.buffer.rows if r.name == "rag_agent"]
+        support = [r.trace_id for r in app.buffer.rows if r.name == "support_agent"]
+        for trace_id in (rag[0], support[0]):
+            app.table.go_to(trace_id)
+            await pilot.press("space")
+        await pilot.press("c")
+        await _until(pilot, lambda: isinstance(app.screen, CompareScreen)
+                     and app.screen.comparison is not None)
+        screen = app.screen
+        cmp = screen.comparison
+        left_id, right_id = sorted((rag[0], support[0]),
+                                   key=[r.trace_id for r in app.buffer.rows].index)
+        assert (cmp.left.trace_id, cmp.right.trace_id) == (left_id, right_id)
+        # different agents: every span is on one side only
+        assert cmp.added == len(cmp.right.spans) and cmp.removed == len(cmp.left.spans)
+        summary = str(screen.summary.content)
+        assert f"+{cmp.added} added" in summary and f"-{cmp.removed} removed" in summary
+        first = screen.table.row_text(0)
+        assert first.startswith(("+", "-"))
+        await pilot.press("escape")
+        await _until(pilot, lambda: not isinstance(app.screen, CompareScreen))
+
+
+async def test_compare_same_shape_traces_shows_deltas_and_divergence() -> None:
+    from trace_tui.tui.screens.compare import CompareScreen
+
+    app = frozen_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await listed(pilot)
+        rag = [r.trace_id for r in app.buffer.rows if r.name == "rag_agent"]
+        for trace_id in rag[:2]:
+            app.table.go_to(trace_id)
+            await pilot.press("space")
+        await pilot.press("c")
+        await _until(pilot, lambda: isinstance(app.screen, CompareScreen)
+                     and app.screen.comparison is not None)
+        screen = app.screen
+        cmp = screen.comparison
+        shared = [r for r in cmp.rows if r.change == "same"]
+        assert shared and shared[0].path == "rag_agent[0]"
+        root_text = screen.table.row_text(cmp.rows.index(shared[0]))
+        from trace_tui.core.render import fmt_duration
+        assert fmt_duration(shared[0].left.duration_ms) in root_text
+        assert fmt_duration(shared[0].right.duration_ms) in root_text
+        summary = str(screen.summary.content)
+        assert "first diverging output" in summary
+        if cmp.first_divergence is not None:
+            assert cmp.first_divergence.path in summary

@@ -498,6 +498,17 @@ class TraceExplorerApp(App[None]):
         elif self.target_trace_ids():
             self.export_traces(self.target_trace_ids())
 
+    def compare_marked(self) -> None:
+        """Open the side-by-side view of the two marked traces."""
+        marked = self.selected_trace_ids
+        if len(marked) != 2:
+            self.notify(f"mark two traces (space) to compare them; {len(marked)} marked",
+                        severity="warning")
+            return
+        from trace_tui.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(*marked))
+
     def target_trace_ids(self) -> list[str]:
         """What a list action applies to: the marked traces, else the one under the cursor."""
         marked = self.selected_trace_ids

@@ -33,6 +33,7 @@ class ExplorerScreen(Screen[None]):
         Binding("minus", "feedback(False)", "Bad", key_display="-",
                 id="explorer.thumbs_down"),
         Binding("x", "export", "Export", show=False, id="explorer.export"),
+        Binding("c", "compare", "Compare 2 marked", show=False, id="explorer.compare"),
         Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
         Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
     ]
@@ -93,6 +94,9 @@ class ExplorerScreen(Screen[None]):
         targets = self.explorer.target_trace_ids()
         if targets:
             self.explorer.export_traces(targets)
+
+    def action_compare(self) -> None:
+        self.explorer.compare_marked()
 
     def action_reload(self) -> None:
         self.explorer.restart_stream()
