@@ -498,6 +498,34 @@ class TraceExplorerApp(App[None]):
         elif self.target_trace_ids():
             self.export_traces(self.target_trace_ids())
 
+    def drill_down(self, info: TraceInfo) -> None:
+        """Pick one of the trace's values (session, user, route, model, name) and add it to
+        the filter."""
+        from trace_tui.core.sessions import drill_clauses
+        from trace_tui.tui.screens.modals import DrillDownPicker
+
+        choices = drill_clauses(info)
+        if not choices:
+            self.notify("nothing to filter on in this trace", severity="warning")
+            return
+
+        def done(clause: str | None) -> None:
+            if clause:
+                current = self.user_filter
+                self.apply_filter(f"{current} AND {clause}" if current else clause)
+
+        self.push_screen(DrillDownPicker(choices), done)
+
+    def open_session(self, info: TraceInfo) -> None:
+        """The session view of the trace's session."""
+        if not info.session:
+            self.notify("this trace has no session (mlflow.trace.session)",
+                        severity="warning")
+            return
+        from trace_tui.tui.screens.session import SessionScreen
+
+        self.push_screen(SessionScreen(info.session))
+
     def compare_marked(self) -> None:
         """Open the side-by-side view of the two marked traces."""
         marked = self.selected_trace_ids

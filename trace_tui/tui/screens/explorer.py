@@ -34,6 +34,9 @@ class ExplorerScreen(Screen[None]):
                 id="explorer.thumbs_down"),
         Binding("x", "export", "Export", show=False, id="explorer.export"),
         Binding("c", "compare", "Compare 2 marked", show=False, id="explorer.compare"),
+        Binding("f", "drill_down", "Filter on this trace's session/user/route/…",
+                show=False, id="explorer.drill_down"),
+        Binding("v", "session", "Session view", show=False, id="explorer.session"),
         Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
         Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
     ]
@@ -94,6 +97,16 @@ class ExplorerScreen(Screen[None]):
         targets = self.explorer.target_trace_ids()
         if targets:
             self.explorer.export_traces(targets)
+
+    def action_drill_down(self) -> None:
+        info = self.table.current
+        if info is not None:
+            self.explorer.drill_down(info)
+
+    def action_session(self) -> None:
+        info = self.table.current
+        if info is not None:
+            self.explorer.open_session(info)
 
     def action_compare(self) -> None:
         self.explorer.compare_marked()
