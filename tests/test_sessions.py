@@ -99,3 +99,17 @@ async def test_every_drill_clause_is_a_filter_the_server_accepts(seeded) -> None
             assert row.trace_id in {i.trace_id for i in found}, clause
             if label == "session":
                 assert all(i.session == value for i in found)
+
+
+async def test_session_view_of_the_marked_traces() -> None:
+    from trace_tui.tui.screens.session import SessionScreen
+
+    app, _ = session_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await listed(pilot)
+        await pilot.press("space", "j", "space")
+        marked = app.selected_trace_ids
+        await pilot.press("v")
+        await _until(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen.loaded)
+        assert sorted(r.trace_id for r in app.screen.table.rows) == sorted(marked)
+        assert "2 marked traces" in str(app.screen.summary.content)

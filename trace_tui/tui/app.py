@@ -44,6 +44,7 @@ from trace_tui.core.render import FEEDBACK_NAME, trace_to_dict
 from trace_tui.core.text import safe_text
 from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.feed import ListFeed
+from trace_tui.tui.list_actions import ListActions, write_text
 from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
@@ -151,6 +152,7 @@ class TraceExplorerApp(App[None]):
         self.last_assessment: Assessment | None = None
         self.last_export: Path | None = None
         self.last_exports: list[Path] = []
+        self.actions = ListActions(self)
         self._explorer: ExplorerScreen | None = None
         self._trace_view: TraceViewScreen | None = None
         self._shown_new_above = 0
@@ -495,81 +497,8 @@ class TraceExplorerApp(App[None]):
         screen = self.screen
         if isinstance(screen, TraceViewScreen):
             screen.action_export()
-        elif self.target_trace_ids():
-            self.export_traces(self.target_trace_ids())
-
-    def drill_down(self, info: TraceInfo) -> None:
-        """Pick one of the trace's values (session, user, route, model, name) and add it to
-        the filter."""
-        from trace_tui.core.sessions import drill_clauses
-        from trace_tui.tui.screens.modals import DrillDownPicker
-
-        choices = drill_clauses(info)
-        if not choices:
-            self.notify("nothing to filter on in this trace", severity="warning")
-            return
-
-        def done(clause: str | None) -> None:
-            if clause:
-                current = self.user_filter
-                self.apply_filter(f"{current} AND {clause}" if current else clause)
-
-        self.push_screen(DrillDownPicker(choices), done)
-
-    def open_session(self, info: TraceInfo) -> None:
-        """The session view of the trace's session."""
-        if not info.session:
-            self.notify("this trace has no session (mlflow.trace.session)",
-                        severity="warning")
-            return
-        from trace_tui.tui.screens.session import SessionScreen
-
-        self.push_screen(SessionScreen(info.session))
-
-    def compare_marked(self) -> None:
-        """Open the side-by-side view of the two marked traces."""
-        marked = self.selected_trace_ids
-        if len(marked) != 2:
-            self.notify(f"mark two traces (space) to compare them; {len(marked)} marked",
-                        severity="warning")
-            return
-        from trace_tui.tui.screens.compare import CompareScreen
-
-        self.push_screen(CompareScreen(*marked))
-
-    def target_trace_ids(self) -> list[str]:
-        """What a list action applies to: the marked traces, else the one under the cursor."""
-        marked = self.selected_trace_ids
-        if marked:
-            return marked
-        table = self.table
-        current = table.current if table is not None else None
-        return [current.trace_id] if current is not None else []
-
-    def export_traces(self, trace_ids: list[str]) -> None:
-        """Export one trace, or each marked trace to its own ``<id>.json``."""
-        if len(trace_ids) == 1:
-            self.export_trace(trace_ids[0])
-        elif trace_ids:
-            self._export_many(list(trace_ids))
-
-    @work(group="export")
-    async def _export_many(self, trace_ids: list[str]) -> None:
-        written: list[Path] = []
-        for trace_id in trace_ids:
-            try:
-                raw = await self.client.get_trace_json(trace_id)
-                text = json.dumps(raw, indent=2, ensure_ascii=False, default=str)
-                path = self.export_dir / f"{trace_id}.json"
-                await asyncio.to_thread(_write_text, path, text)
-            except (MlflowApiError, MlflowUnavailableError, OSError) as exc:
-                self.notify(f"export of {trace_id} failed: {exc}", severity="error")
-                continue
-            written.append(path)
-        if written:
-            self.last_export = written[-1]
-            self.last_exports = written
-            self.notify(f"exported {len(written)} traces to {self.export_dir}", timeout=6)
+        elif self.actions.target_trace_ids():
+            self.actions.export_traces(self.actions.target_trace_ids())
 
     @work(group="export")
     async def export_trace(self, trace_id: str, tree: TraceTree | None = None,
@@ -585,7 +514,7 @@ class TraceExplorerApp(App[None]):
         path = self.export_dir / f"{trace_id}.json"
         text = json.dumps(raw, indent=2, ensure_ascii=False, default=str)
         try:
-            await asyncio.to_thread(_write_text, path, text)
+            await asyncio.to_thread(write_text, path, text)
         except OSError as exc:
             self.notify(f"export failed: {exc}", severity="error")
             return
@@ -604,37 +533,6 @@ class TraceExplorerApp(App[None]):
                 self.log_feedback(trace_id, value, comment, span_id)
 
         self.push_screen(FeedbackScreen(value, target), done)
-
-    def ask_feedback_many(self, trace_ids: list[str], value: bool) -> None:
-        """Thumbs up/down on several traces (the marked ones) with one comment."""
-        if len(trace_ids) == 1:
-            info = self.buffer.by_id.get(trace_ids[0])
-            self.ask_feedback(trace_ids[0], value, label=info.name if info else "")
-            return
-
-        def done(comment: str | None) -> None:
-            if comment is not None:
-                self._log_feedback_many(list(trace_ids), value, comment)
-
-        self.push_screen(FeedbackScreen(value, f"{len(trace_ids)} marked traces"), done)
-
-    @work(group="feedback")
-    async def _log_feedback_many(self, trace_ids: list[str], value: bool,
-                                 comment: str) -> None:
-        saved = 0
-        for trace_id in trace_ids:
-            try:
-                assessment = await self.client.create_assessment(
-                    trace_id, FEEDBACK_NAME, value, source_type="HUMAN",
-                    source_id=os.getenv("USER") or "trace-tui", rationale=comment or None)
-            except (MlflowApiError, MlflowUnavailableError) as exc:
-                self.notify(f"feedback on {trace_id} not saved: {exc}", severity="error",
-                            timeout=8)
-                continue
-            self.feedback_applied(trace_id, assessment)
-            saved += 1
-        thumb = "👍" if value else "👎"
-        self.notify(f"{thumb} feedback logged on {saved} traces", timeout=3)
 
     @work(group="feedback")
     async def log_feedback(self, trace_id: str, value: bool, comment: str = "",
@@ -687,7 +585,3 @@ class TraceExplorerApp(App[None]):
         if hook is not None:
             self.push_screen(hook.factory(self))
 
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)

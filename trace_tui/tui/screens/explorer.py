@@ -36,7 +36,8 @@ class ExplorerScreen(Screen[None]):
         Binding("c", "compare", "Compare 2 marked", show=False, id="explorer.compare"),
         Binding("f", "drill_down", "Filter on this trace's session/user/route/…",
                 show=False, id="explorer.drill_down"),
-        Binding("v", "session", "Session view", show=False, id="explorer.session"),
+        Binding("v", "session", "Session view (or of the marked traces)", show=False,
+                id="explorer.session"),
         Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
         Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
     ]
@@ -88,28 +89,28 @@ class ExplorerScreen(Screen[None]):
 
     def action_feedback(self, value: bool) -> None:
         """On the marked traces (space), else on the one under the cursor."""
-        targets = self.explorer.target_trace_ids()
+        targets = self.explorer.actions.target_trace_ids()
         if targets:
-            self.explorer.ask_feedback_many(targets, value)
+            self.explorer.actions.ask_feedback_many(targets, value)
 
     def action_export(self) -> None:
         """Each marked trace (space), else the one under the cursor, as JSON."""
-        targets = self.explorer.target_trace_ids()
+        targets = self.explorer.actions.target_trace_ids()
         if targets:
-            self.explorer.export_traces(targets)
+            self.explorer.actions.export_traces(targets)
 
     def action_drill_down(self) -> None:
         info = self.table.current
         if info is not None:
-            self.explorer.drill_down(info)
+            self.explorer.actions.drill_down(info)
 
     def action_session(self) -> None:
         info = self.table.current
         if info is not None:
-            self.explorer.open_session(info)
+            self.explorer.actions.open_session(info)
 
     def action_compare(self) -> None:
-        self.explorer.compare_marked()
+        self.explorer.actions.compare_marked()
 
     def action_reload(self) -> None:
         self.explorer.restart_stream()

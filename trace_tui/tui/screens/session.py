@@ -96,7 +96,8 @@ class SessionTable(LineList):
 
 
 class SessionScreen(Screen[None]):
-    """The traces of one session (``mlflow.trace.session``)."""
+    """The traces of one session (``mlflow.trace.session``), or of the marked traces
+    (``infos`` given: shown as they are, no search)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="session.back"),
@@ -106,9 +107,10 @@ class SessionScreen(Screen[None]):
     SessionScreen #session-summary { height: auto; background: $panel; padding: 0 1; }
     """
 
-    def __init__(self, session: str) -> None:
+    def __init__(self, session: str, infos: list[TraceInfo] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.infos = infos
         self.loaded = False
 
     @property
@@ -134,6 +136,9 @@ class SessionScreen(Screen[None]):
 
     @work(exclusive=True, group="session")
     async def _load(self) -> None:
+        if self.infos is not None:
+            self.show(self.infos)
+            return
         clause = session_clause(self.session)
         experiment = self.explorer.experiment
         if clause is None or experiment is None:
@@ -152,7 +157,8 @@ class SessionScreen(Screen[None]):
         infos = sorted(infos, key=lambda i: (i.request_time_ms, i.trace_id))
         t = session_totals(infos)
         text = Text()
-        text.append("session ", style="bold")
+        if self.infos is None:
+            text.append("session ", style="bold")
         text.append(safe_text(self.session), style="bold cyan")
         users = sorted({i.user for i in infos if i.user})
         if users:
