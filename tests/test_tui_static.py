@@ -80,23 +80,26 @@ async def test_help_lists_every_binding_with_its_id() -> None:
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), what="closed")
 
 
-async def test_sort_cycles_and_keeps_the_cursor() -> None:
+async def test_sort_shows_the_top_of_the_new_order_and_marks_the_column() -> None:
     app = frozen_app()
     async with app.run_test(size=SIZE) as pilot:
         await listed(pilot)
         table = app.table
+        assert "time↓" in table.render_header(128).text
         await pilot.press("j", "j", "j")
-        kept = table.current.trace_id
         await pilot.press("o")
         assert app.buffer.sort == "duration"
         durations = [r.duration_ms for r in app.buffer.rows]
         assert durations == sorted(durations, reverse=True)
-        assert table.current.trace_id == kept
+        assert table.cursor == 0 and table.current is app.buffer.rows[0]  # the slowest
+        header = table.render_header(128).text
+        assert "duration↓" in header and "time↓" not in header
         await pilot.press("o", "o")
         assert app.buffer.sort == "cost"
+        assert "cost↓" in table.render_header(128).text
         await pilot.press("o")
         assert app.buffer.sort == "time"
-        assert table.current.trace_id == kept
+        assert table.cursor == 0
 
 
 async def test_pause_holds_arrivals_and_the_buffer_stays_bounded() -> None:

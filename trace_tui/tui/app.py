@@ -44,6 +44,7 @@ from trace_tui.core.render import FEEDBACK_NAME, trace_to_dict
 from trace_tui.core.text import safe_text
 from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.feed import ListFeed
+from trace_tui.tui.list_actions import ListActions, write_text
 from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
@@ -150,8 +151,11 @@ class TraceExplorerApp(App[None]):
             self.register_screen_hook(hook)
         self.last_assessment: Assessment | None = None
         self.last_export: Path | None = None
+        self.last_exports: list[Path] = []
+        self.actions = ListActions(self)
         self._explorer: ExplorerScreen | None = None
         self._trace_view: TraceViewScreen | None = None
+        self._shown_new_above = 0
         if settings.theme in self.available_themes:
             self.theme = settings.theme
 
@@ -341,8 +345,12 @@ class TraceExplorerApp(App[None]):
         traces = self.traces
         if traces.refresh_stats(force):
             force = True
+        table = screen.table
+        if table.new_above != self._shown_new_above:
+            force = True
         if not force and not (traces.paused and traces.pending):
             return
+        self._shown_new_above = table.new_above
         state = self.conn_state
         if traces.paused and state in ("live", "static"):
             state = "paused"
@@ -354,7 +362,7 @@ class TraceExplorerApp(App[None]):
                         self.experiment_ref or ""),
             count=len(traces.buffer), capacity=traces.buffer.capacity,
             pending=len(traces.pending), rate_per_min=traces.rate,
-            p50=p50, p95=p95, p99=p99, spark=traces.spark)
+            p50=p50, p95=p95, p99=p99, spark=traces.spark, new_above=table.new_above)
         screen.status_line.set_status(status)
 
     # ------------------------------------------------------------------ filters and sort
@@ -489,8 +497,8 @@ class TraceExplorerApp(App[None]):
         screen = self.screen
         if isinstance(screen, TraceViewScreen):
             screen.action_export()
-        elif self.table is not None and self.table.current is not None:
-            self.export_trace(self.table.current.trace_id)
+        elif self.actions.target_trace_ids():
+            self.actions.export_traces(self.actions.target_trace_ids())
 
     @work(group="export")
     async def export_trace(self, trace_id: str, tree: TraceTree | None = None,
@@ -506,7 +514,7 @@ class TraceExplorerApp(App[None]):
         path = self.export_dir / f"{trace_id}.json"
         text = json.dumps(raw, indent=2, ensure_ascii=False, default=str)
         try:
-            await asyncio.to_thread(_write_text, path, text)
+            await asyncio.to_thread(write_text, path, text)
         except OSError as exc:
             self.notify(f"export failed: {exc}", severity="error")
             return
@@ -577,7 +585,3 @@ class TraceExplorerApp(App[None]):
         if hook is not None:
             self.push_screen(hook.factory(self))
 
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)

@@ -3,6 +3,10 @@
 ``ListFeed.run`` is the body of the explorer's stream worker (the app runs it as an exclusive
 Textual worker, so a new filter cancels the old feed). It reports to a ``FeedHost`` (the app):
 connection state and filter errors; the traces go into the ``TraceList``.
+
+Rows that are not final when listed (IN_PROGRESS, no name yet, just finished: see
+``core/settle.py``) are re-read by id alongside the stream until they stop changing, so every
+row converges to what the server holds.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from trace_tui.config.settings import Settings
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.core.settle import RowSettler
 from trace_tui.tui.list_state import TraceList
 from trace_tui.tui.sources import TraceSource, supports_live
 
@@ -21,6 +26,7 @@ if TYPE_CHECKING:  # aiohttp: imported in a thread after the first frame
     from trace_tui.core.stream import LiveStream
 
 MAX_BACKOFF_S = 10.0
+REREAD_CHUNK = 200  # ids per batchGetInfos call
 
 
 class FeedHost(Protocol):
@@ -45,6 +51,7 @@ class ListFeed:
         self.clock = clock
         self.active_filter: str | None = None  # what the current list was loaded with
         self.stream: LiveStream | None = None
+        self.settler = RowSettler()
 
     def close(self) -> None:
         if self.stream is not None:
@@ -59,6 +66,7 @@ class ListFeed:
     async def run(self, source: TraceSource, experiment: Experiment,
                   filter_string: str) -> None:
         self.close()
+        self.settler.clear()
         exp_ids = [experiment.experiment_id]
         if not await self._load(source, exp_ids, filter_string):
             return
@@ -84,6 +92,7 @@ class ListFeed:
                         self.active_filter = filter_string
                         first = False
                     traces.merge(page)
+                    self.settler.observe(page, self._now_ms())
                 if first:
                     traces.reset()
                     self.active_filter = filter_string
@@ -117,17 +126,53 @@ class ListFeed:
                   and now_ms - r.request_time_ms - (r.duration_ms or 0) > 10_000})
         self.stream = stream
         self.host.set_conn("live")
+        rereads = asyncio.create_task(self._reread_loop(client))
         try:
             async for batch in stream:
                 if batch.connected:
                     self.host.set_conn("live")
                     self.traces.ingest(batch.traces)
+                    self.settler.observe(batch.traces, self._now_ms(), fresh=True)
                 else:
                     self.host.set_conn("reconnecting", batch.error or "server unreachable")
         except MlflowApiError as exc:
             self.host.set_conn("error", str(exc))
             self.host.filter_failed(str(exc))
         finally:
+            rereads.cancel()
             stream.close()
             if self.stream is stream:
                 self.stream = None
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _reread_loop(self, client: MlflowClient) -> None:
+        """Re-read the rows that are not final, every refresh interval, until they settle."""
+        while True:
+            await asyncio.sleep(self.settings.refresh_interval_s)
+            try:
+                await self.reread_once(client)
+            except (MlflowUnavailableError, MlflowApiError):
+                continue  # the stream reports the connection; the rows stay watched
+
+    async def reread_once(self, client: MlflowClient) -> int:
+        """One round of re-reads; queues the rows that changed and returns their number."""
+        settler = self.settler
+        due = settler.due(self._now_ms())
+        if not due:
+            return 0
+        listed = self.traces.buffer.by_id
+        queued = {i.trace_id for i in self.traces.pending}
+        gone = [tid for tid in due if tid not in listed and tid not in queued]
+        settler.forget(gone)  # evicted: re-reading would bring them back
+        due = [tid for tid in due if tid in listed or tid in queued]
+        changed = 0
+        for start in range(0, len(due), REREAD_CHUNK):
+            chunk = due[start:start + REREAD_CHUNK]
+            infos = await client.batch_get_trace_infos(chunk)
+            fresh = settler.update(chunk, infos, self._now_ms())
+            if fresh:
+                self.traces.ingest(fresh)
+                changed += len(fresh)
+        return changed

@@ -60,7 +60,8 @@ class StaticTraceSource:
     """An in-memory stand-in for ``MlflowClient`` (frozen fixtures, benchmarks).
 
     Serves the given trace payloads (``{"trace_info": ..., "spans": [...]}``) and/or bare
-    TraceInfos. Filters: ``trace.status = 'X'`` and ``trace.execution_time_ms > N`` (AND);
+    TraceInfos. Filters: ``trace.status = 'X'``, ``trace.execution_time_ms > N``,
+    ``trace.name = 'X'``, ``metadata.`k` = 'v'`` and ``tags.`k` = 'v'`` (AND);
     anything else is rejected like the server does. Feedback is kept in memory.
     """
 
@@ -107,6 +108,10 @@ class StaticTraceSource:
                 tests.append(_slower_than(float(m[1])))
             elif m := re.fullmatch(r"trace\.timestamp_ms\s*>=\s*(\d+)", clause):
                 tests.append(_since(int(m[1])))
+            elif m := re.fullmatch(r"(metadata|tags)\.`?([\w.]+)`?\s*=\s*'([^']*)'", clause):
+                tests.append(_field_is(m[1], m[2], m[3]))
+            elif m := re.fullmatch(r"trace\.name\s*=\s*'([^']*)'", clause):
+                tests.append(_field_is("tags", "mlflow.traceName", m[1]))
             else:
                 raise MlflowApiError("INVALID_PARAMETER_VALUE",
                                      f"Invalid clause(s) in filter string: {clause!r}",
@@ -171,3 +176,10 @@ def _slower_than(ms: float) -> Callable[[TraceInfo], bool]:
 
 def _since(ms: int) -> Callable[[TraceInfo], bool]:
     return lambda info: info.request_time_ms >= ms
+
+
+def _field_is(kind: str, key: str, value: str) -> Callable[[TraceInfo], bool]:
+    if kind == "tags":
+        return lambda info: info.tags.get(key) == value
+    return lambda info: info.metadata.get(key) == value
+

@@ -33,6 +33,11 @@ class ExplorerScreen(Screen[None]):
         Binding("minus", "feedback(False)", "Bad", key_display="-",
                 id="explorer.thumbs_down"),
         Binding("x", "export", "Export", show=False, id="explorer.export"),
+        Binding("c", "compare", "Compare 2 marked", show=False, id="explorer.compare"),
+        Binding("f", "drill_down", "Filter on this trace's session/user/route/…",
+                show=False, id="explorer.drill_down"),
+        Binding("v", "session", "Session view (or of the marked traces)", show=False,
+                id="explorer.session"),
         Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
         Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
     ]
@@ -83,14 +88,29 @@ class ExplorerScreen(Screen[None]):
         self.explorer.pick_experiment()
 
     def action_feedback(self, value: bool) -> None:
-        info = self.table.current
-        if info is not None:
-            self.explorer.ask_feedback(info.trace_id, value, label=info.name)
+        """On the marked traces (space), else on the one under the cursor."""
+        targets = self.explorer.actions.target_trace_ids()
+        if targets:
+            self.explorer.actions.ask_feedback_many(targets, value)
 
     def action_export(self) -> None:
+        """Each marked trace (space), else the one under the cursor, as JSON."""
+        targets = self.explorer.actions.target_trace_ids()
+        if targets:
+            self.explorer.actions.export_traces(targets)
+
+    def action_drill_down(self) -> None:
         info = self.table.current
         if info is not None:
-            self.explorer.export_trace(info.trace_id)
+            self.explorer.actions.drill_down(info)
+
+    def action_session(self) -> None:
+        info = self.table.current
+        if info is not None:
+            self.explorer.actions.open_session(info)
+
+    def action_compare(self) -> None:
+        self.explorer.actions.compare_marked()
 
     def action_reload(self) -> None:
         self.explorer.restart_stream()

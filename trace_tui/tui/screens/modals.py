@@ -133,3 +133,40 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class DrillDownPicker(ModalScreen[str | None]):
+    """Filter on one of the current trace's values (k9s-style drill-down): returns the
+    filter clause, or None when cancelled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="drill.cancel"),
+    ]
+
+    DEFAULT_CSS = """
+    DrillDownPicker { align: center middle; }
+    DrillDownPicker > Vertical {
+        width: 80; height: auto; max-height: 70%; border: thick $primary;
+        background: $surface; padding: 0 1;
+    }
+    DrillDownPicker OptionList { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, choices: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.choices = choices  # (field, value, clause)
+
+    def compose(self) -> ComposeResult:
+        options = [Option(Text(safe_text(f"{label:<8} = {value}")), id=str(i))
+                   for i, (label, value, _) in enumerate(self.choices)]
+        with Vertical():
+            yield SafeLabel("Show only traces with (enter: filter, esc: cancel)")
+            yield OptionList(*options, id="drill-options", markup=False)
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.choices[int(event.option.id or 0)][2])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+

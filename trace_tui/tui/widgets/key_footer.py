@@ -17,6 +17,8 @@ from textual import events
 from textual.dom import DOMNode
 from textual.widget import Widget
 
+KEEP = ("help", "quit", "app.help", "app.quit")  # actions a narrow footer never drops
+
 
 class KeyFooter(Widget):
     """Key hints for the active screen: `` key description  key description …``."""
@@ -56,16 +58,27 @@ class KeyFooter(Widget):
         text = Text(no_wrap=True, overflow="crop")
         hits: list[tuple[int, int, str, DOMNode]] = []
         palette_key = self.app.COMMAND_PALETTE_BINDING
+        entries: list[tuple[str, str, str, DOMNode]] = []
         for node, binding, enabled, _tooltip in active.values():
             if not binding.show or not enabled or binding.action in seen:
                 continue
             if binding.key == palette_key:
                 continue
             seen.add(binding.action)
+            entries.append((f" {self.app.get_key_display(binding)} ",
+                            f"{binding.description} ", binding.action, node))
+        # a narrow terminal drops keys from the end, but never help and quit
+        width = self.size.width or 10_000
+        while sum(cell_len(k) + cell_len(d) for k, d, _, _ in entries) > width:
+            droppable = [i for i, e in enumerate(entries) if e[2] not in KEEP]
+            if not droppable:
+                break
+            del entries[droppable[-1]]
+        for key, description, action, node in entries:
             start = text.cell_len
-            text.append(f" {self.app.get_key_display(binding)} ", style=key_style)
-            text.append(f"{binding.description} ", style=desc_style)
-            hits.append((start, text.cell_len, binding.action, node))
+            text.append(key, style=key_style)
+            text.append(description, style=desc_style)
+            hits.append((start, text.cell_len, action, node))
         if self.app.ENABLE_COMMAND_PALETTE and palette_key in active:
             node, binding, _enabled, _ = active[palette_key]
             label = Text.assemble((f" {self.app.get_key_display(binding)} ", key_style),

@@ -54,10 +54,11 @@ class ListStatus:
     p95: float | None = None
     p99: float | None = None
     spark: list[float] = field(default_factory=list)
+    new_above: int = 0  # rows that arrived above the selection (not following the top)
 
 
 class StatusLine(SafeStatic):
-    """``● live │ uri │ experiment │ N traces │ rate │ p50/p95/p99 │ sparkline``."""
+    """``● live │ N traces │ rate │ experiment │ uri │ p50/p95/p99 sparkline``."""
 
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $panel; color: $foreground; padding: 0 1; }
@@ -74,25 +75,28 @@ class StatusLine(SafeStatic):
         self.update(self.render_status(status), layout=False)  # one line, fixed height
 
     def render_status(self, s: ListStatus) -> Text:
+        """Most useful first, so a narrow terminal keeps the state, count and rate."""
         label, style = STATE_STYLES.get(s.state, (s.state, "bold"))
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(label, style=style)
         if s.state == "paused" and s.pending:
             text.append(f" ({s.pending} new)", style="yellow")
+        if s.new_above:
+            text.append(f"  ↑ {s.new_above} new", style="bold yellow")
         if s.state == "reconnecting" and s.error:
             text.append(f": {s.error}", style="red")
         sep = ("  │ ", "dim")
-        if s.uri:
-            text.append(*sep)
-            text.append(s.uri)
-        if s.experiment:
-            text.append(*sep)
-            text.append(s.experiment, style="bold")
         text.append(*sep)
         full = " (buffer full)" if s.capacity and s.count >= s.capacity else ""
         text.append(f"{s.count:,} traces{full}")
         text.append(*sep)
         text.append(f"{s.rate_per_min:.1f}/min")
+        if s.experiment:
+            text.append(*sep)
+            text.append(s.experiment, style="bold")
+        if s.uri:
+            text.append(*sep)
+            text.append(s.uri)
         if s.p50 is not None:
             text.append(*sep)
             text.append(f"p50 {fmt_duration(s.p50)} p95 {fmt_duration(s.p95)} "

@@ -240,31 +240,52 @@ class Column:
     align: str = "left"
 
 
+# Display order; widths are the minimum each column needs.
 FIXED_COLUMNS = (
     Column("mark", "", 1),
     Column("time", "time", 14),
     Column("status", "st", 3),
-    Column("duration", "duration", 8, "right"),
+    Column("duration", "duration", 9, "right"),
     Column("tokens", "tok in/out", 11, "right"),
     Column("cost", "cost", 8, "right"),
     Column("who", "session/user", 19),
     Column("assess", "judged/feedback", 15),
 )
-OPTIONAL = ("assess", "who", "cost")  # dropped in this order when the terminal is narrow
-NAME_MIN = 12
+OPTIONAL = ("assess", "who", "cost", "time")  # dropped in this order when narrow
+NAME_MIN = 16
+NAME_MAX = 56  # past this the slack goes to session/user, then feedback
+GROW = (("who", 32), ("assess", 24))  # (column, max width) given slack beyond NAME_MAX
+SHORT_TIME = Column("time", "time", 8)  # HH:MM:SS when the date does not fit
+SORT_COLUMNS = {"time": "time", "duration": "duration", "tokens": "tokens", "cost": "cost"}
 
 
 def layout_columns(width: int) -> list[Column]:
-    """Columns that fit ``width`` cells (name takes the slack; optional ones drop first)."""
+    """Columns that fit ``width`` cells: optional ones drop by priority, the name takes
+    the slack up to ``NAME_MAX``, what is left widens session/user and feedback."""
     cols = list(FIXED_COLUMNS)
+
     def total(cs: list[Column]) -> int:
-        return sum(c.width for c in cs) + len(cs)  # one space after each
+        return sum(c.width for c in cs) + len(cs) + 1  # one space after each, and the name's
+
     for key in OPTIONAL:
         if total(cols) + NAME_MIN <= width:
             break
+        if key == "time":
+            cols = [SHORT_TIME if c.key == "time" else c for c in cols]
+            if total(cols) + NAME_MIN <= width:
+                break
         cols = [c for c in cols if c.key != key]
-    name_w = max(NAME_MIN, width - total(cols))
-    return [*cols[:3], Column("name", "name", name_w - 1), *cols[3:]]
+    slack = max(0, width - total(cols) - NAME_MIN)
+    name_w = NAME_MIN + min(slack, NAME_MAX - NAME_MIN)
+    slack -= name_w - NAME_MIN
+    for key, most in GROW:
+        for i, c in enumerate(cols):
+            if c.key == key and slack > 0:
+                extra = min(slack, most - c.width)
+                cols[i] = Column(c.key, c.label, c.width + extra, c.align)
+                slack -= extra
+    name_w += slack  # nothing else to widen
+    return [*cols[:3], Column("name", "name", name_w), *cols[3:]]
 
 
 class TraceTable(LineList):
@@ -321,6 +342,7 @@ class TraceTable(LineList):
         super().__init__(name=name, id=id, classes=classes)
         self.buffer = buffer if buffer is not None else TraceBuffer()
         self.marked: set[str] = set()
+        self.new_above = 0  # rows that arrived above the cursor since it left the top
         self.empty_text = "waiting for traces…"
         self._cache: LRUCache[tuple[str, int, bool, bool], Strip] = LRUCache(512)
         self._styles: dict[str, Style] | None = None
@@ -341,16 +363,26 @@ class TraceTable(LineList):
     def on_mount(self) -> None:
         self.update_virtual_size()
 
+    @property
+    def following(self) -> bool:
+        """At the top of the list: new rows take the cursor (as ``less +F``, htop, k9s)."""
+        return self.cursor == 0 and int(self.scroll_offset.y) == 0
+
     def merge(self, infos: list[TraceInfo]) -> int:
-        """Merge a batch; the cursor stays on its trace, and the viewport on its rows unless
-        it shows the top of the list. Repaints only when what is on screen changed (one
+        """Merge a batch. At the top the cursor follows the first row (the newest);
+        elsewhere it stays on its trace, on the same screen line, and ``new_above`` counts
+        the rows that arrived above it. Repaints only when what is on screen changed (one
         repaint per batch). Returns the number of rows added."""
-        current = self.current
+        follow = self.following
+        current = None if follow else self.current
         top, visible = self._on_screen()
         result = self.buffer.merge(infos)
         if not (result.added or result.updated or result.evicted):
             return 0
+        old_cursor = self.cursor
         self._after_rows_changed(current, top, visible)
+        if not follow and current is not None:
+            self.new_above += max(0, self.cursor - old_cursor)
         return result.added
 
     def replace(self, info: TraceInfo) -> None:
@@ -368,17 +400,22 @@ class TraceTable(LineList):
         self._cache.clear()
         if infos:
             self.buffer.merge(infos)
+        self.new_above = 0
         self.set_cursor_silently(0)
         self.update_virtual_size()
         self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
 
     def set_sort(self, sort: str) -> None:
-        current = self.current
+        """Re-sort and show the top of the new order (the header marks the column)."""
         self.buffer.set_sort(sort)
         self._cache.clear()
-        self._after_rows_changed(current, 0, [], force=True)
-        self.scroll_cursor_into_view()
+        self._columns = None
+        self.new_above = 0
+        self.set_cursor_silently(0)
+        self.update_virtual_size()
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self.refresh()
 
     def _on_screen(self) -> tuple[int, list[TraceInfo]]:
         top = int(self.scroll_offset.y)
@@ -395,7 +432,10 @@ class TraceTable(LineList):
             self.set_cursor_silently(self.cursor)
         self.marked &= self.buffer.by_id.keys()
         new_top = top
-        if top > 0 and visible:
+        if current is not None and top <= old_cursor < top + self.page_rows:
+            # the selected row keeps its screen line: Enter opens what the user sees
+            new_top = max(0, self.cursor - (old_cursor - top))
+        elif top > 0 and visible:
             # keep the same rows in view (no jump while reading further down)
             found = self.buffer.index_of(visible[0].trace_id, top)
             if found is not None:
@@ -441,6 +481,8 @@ class TraceTable(LineList):
         self.cursor += 1
 
     def cursor_changed(self, old: int, new: int) -> None:
+        if new == 0:
+            self.new_above = 0
         self.post_message(self.Moved(self.current))
 
     def go_to(self, trace_id: str) -> bool:
@@ -479,7 +521,9 @@ class TraceTable(LineList):
 
     def render_header(self, width: int) -> Strip:
         styles = self._get_styles()
-        text = " ".join(fit(c.label, c.width, c.align) for c in self.columns(width))
+        sorted_by = SORT_COLUMNS.get(self.buffer.sort)
+        text = " ".join(fit(c.label + "↓" if c.key == sorted_by else c.label, c.width,
+                            c.align) for c in self.columns(width))
         return self.strip([(text, styles["header"])], width, styles["header"])
 
     def render_line(self, y: int) -> Strip:
@@ -507,7 +551,7 @@ class TraceTable(LineList):
                 text = "•" if marked else " "
                 style = styles[prefix + "marked"]
             elif col.key == "time":
-                text = fmt_time(info.request_time_ms)
+                text = fmt_time(info.request_time_ms, with_date=col.width >= 14)
                 style = styles[prefix + "dim"]
             elif col.key == "status":
                 if info.state == "ERROR":
