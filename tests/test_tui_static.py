@@ -158,6 +158,7 @@ async def test_yank_export_search_and_critical_path(tmp_path: Path) -> None:
         exported = json.loads(app.last_export.read_text())
         assert exported["trace_info"]["trace_id"] == TREE_TRACE
         assert app.last_export.parent == tmp_path
+        assert app.last_export.stat().st_mode & 0o777 == 0o600  # production prompts inside
         # search reveals a folded match
         await pilot.press("H")
         assert wf.row_count == 1

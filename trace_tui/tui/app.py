@@ -172,7 +172,8 @@ class TraceExplorerApp(App[None]):
         if self._client is None:
             from trace_tui.core.client import MlflowClient
 
-            self._client = MlflowClient(self.tracking_uri, read_retries=2, timeout_s=20.0)
+            self._client = MlflowClient(self.tracking_uri, read_retries=2,
+                                        timeout_s=self.settings.read_timeout_s)
         return self._client
 
     @property

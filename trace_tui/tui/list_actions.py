@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
+from trace_tui.config.paths import write_private
+from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
 from trace_tui.core.render import FEEDBACK_NAME
 from trace_tui.tui.screens.modals import FeedbackScreen
@@ -150,5 +151,8 @@ class ListActions:
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """Exports hold production prompts and outputs: 0600 files in a 0700 directory."""
+    try:
+        write_private(path, text)
+    except ConfigError as exc:
+        raise OSError(str(exc)) from None
