@@ -161,6 +161,13 @@ class Budget(_Section, frozen=True):
         doc("Rates are planned for `(1 - headroom)` of each limit, so the random variation "
             "of a Bernoulli sample rarely reaches the hard cap."),
     ] = 0.1  # fmt: skip
+    keep_windows: Annotated[
+        int,
+        Meta(ge=1),
+        doc("Population counts older than this many windows are pruned when a new window "
+            "starts (at least the forecast lookback is kept), so saved state stays bounded; "
+            "estimates over older windows fall back to Horvitz-Thompson populations."),
+    ] = 720  # fmt: skip
     replicas: Annotated[
         int,
         Meta(ge=1),
