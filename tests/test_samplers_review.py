@@ -176,8 +176,8 @@ def test_strata_with_too_few_reviews_share_one_correction() -> None:
     j1, l1 = _constructed({"tp": 10, "fp": 2, "tn": 8}, "main/s=a")
     j2, l2 = _constructed({"tp": 1}, "main/s=b", start=100)
     j3, l3 = _constructed({"fp": 1}, "main/s=c", start=200)
-    (c,) = corrected_estimates(j1 + j2 + j3, l1 + l2 + l3,
-                               _counts({"main/s=a": 400, "main/s=b": 50, "main/s=c": 50}))  # fmt: skip
+    counts = _counts({"main/s=a": 400, "main/s=b": 50, "main/s=c": 50})
+    (c,) = corrected_estimates(j1 + j2 + j3, l1 + l2 + l3, counts)
     groups = {s.stratum: s.group for s in c.strata}
     assert groups == {"main/s=a": "main/s=a", "main/s=b": COLLAPSED, "main/s=c": COLLAPSED}
     assert c.corrected.ci_low is not None and any(COLLAPSED in n for n in c.notes)
