@@ -19,6 +19,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -120,6 +121,7 @@ def z_value(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
+@lru_cache(maxsize=4096)
 def t_value(confidence: float, df: float) -> float:
     """Student t quantile with `df` degrees of freedom (exact, scipy; df below 1 is read as
     1, infinite df gives the normal quantile)."""

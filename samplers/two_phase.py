@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .allocation import bounded_allocation, combined_std
+from .allocation import DEFAULT_VARIANCE
 from .counts import Moments
 from .randomness import hashed_randomness, threshold, threshold_probability
 
@@ -49,7 +49,7 @@ class TwoPhasePlan:
         return self.rates[stratum]
 
 
-def pilot_plan(populations: Mapping[str, int], budget: float, pilot_share: float = 0.3,
+def pilot_plan(populations: Mapping[str, int], budget: float, pilot_share: float = 0.4,
                min_per_stratum: int = 2) -> TwoPhasePlan:  # fmt: skip
     """Phase 1: the same rate pi1 = pilot_share x budget / N in every stratum, raised where
     a stratum would expect fewer than `min_per_stratum` pilot traces (so each has a variance
@@ -73,20 +73,17 @@ def second_phase(plan: TwoPhasePlan, budget: float,
     names = sorted(plan.populations)
     pop = np.array([plan.populations[s] for s in names], float)
     lower = np.array([plan.pilot_rates[s] for s in names]) * pop
-    limit = np.array([max(budget, float(lower.sum()))])
-    ones = np.ones((len(names), 1))
+    limit = max(budget, float(lower.sum()))
 
-    def allocate(moments: Mapping[str, Moments]) -> tuple[np.ndarray, np.ndarray]:
-        pooled = Moments()
-        for s in names:
-            pooled = pooled + moments.get(s, Moments())
-        std = np.array([combined_std([(moments.get(s, Moments()), pooled)] if pooled.n else [],
-                                     prior_strength, min_std) for s in names])  # fmt: skip
-        n, _ = bounded_allocation(pop * std, lower, pop.copy(), ones, limit)
-        return np.where(pop > 0, np.maximum(n / np.maximum(pop, 1), lower / np.maximum(pop, 1)),
-                        0.0), std  # fmt: skip
+    given = [pilot_moments.get(s, Moments()) for s in names]
+    mom = np.array([[m.n, m.total, m.total_sq] for m in given], float).reshape(-1, 3)
 
-    final, std = allocate(pilot_moments)
+    def allocate(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        std = _shrunk_std(m, prior_strength, min_std)
+        n = waterfill(pop * std, lower, pop, limit)
+        return np.where(pop > 0, np.maximum(n, lower) / np.maximum(pop, 1), 0.0), std
+
+    final, std = allocate(mom)
     rates = {s: _q(min(1.0, float(r))) for s, r in zip(names, final, strict=True)}
     loo: dict[tuple[str, float], float] = {}
     for i, s in enumerate(names):
@@ -96,12 +93,44 @@ def second_phase(plan: TwoPhasePlan, budget: float,
         for v in (0.0, 1.0):  # pass/fail pilot outcomes present in the stratum
             if (v == 1.0 and m.total < 1) or (v == 0.0 and m.n - m.total < 1):
                 continue
-            without = dict(pilot_moments)
-            without[s] = Moments(m.n - 1, m.total - v, m.total_sq - v * v)
+            without = mom.copy()
+            without[i] -= (1.0, v, v * v)
             alt, _ = allocate(without)
             loo[(s, v)] = _q(min(1.0, float(alt[i])))
     return TwoPhasePlan(plan.populations, plan.pilot_rates, rates,
                         dict(zip(names, std.tolist(), strict=True)), loo)  # fmt: skip
+
+
+def _shrunk_std(m: np.ndarray, k: float, min_std: float) -> np.ndarray:
+    """`combined_std` of one judge for every stratum at once: rows of m are (n, sum, sum of
+    squares); moments shrunk by k pseudo-observations toward the pooled ones."""
+    pooled = m.sum(axis=0)
+    if pooled[0] <= 0:
+        return np.full(len(m), max(0.5, min_std))
+    g1, g2 = pooled[1] / pooled[0], pooled[2] / pooled[0]
+    denom = m[:, 0] + k
+    m1 = (m[:, 1] + k * g1) / denom
+    m2 = (m[:, 2] + k * g2) / denom
+    var = np.maximum(m2 - m1 * m1, 0.0)
+    if abs(pooled[2] - pooled[1]) > 1e-9 * max(1.0, pooled[0]):  # scores: rescale to 0.25
+        pv = g2 - g1 * g1
+        var = DEFAULT_VARIANCE * var / pv if pv > 0 else np.full(len(m), DEFAULT_VARIANCE)
+    return np.maximum(np.sqrt(var), min_std)
+
+
+def waterfill(shape: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              total: float) -> np.ndarray:  # fmt: skip
+    """n_h = clip(lam x shape_h, lower_h, upper_h) with sum n_h = total (or as close as the
+    bounds allow), solved exactly: the sum is piecewise linear in lam between the
+    breakpoints lower/shape and upper/shape (the one-budget case of `bounded_allocation`)."""
+    pos = shape > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        knots = np.unique(np.concatenate([lower[pos] / shape[pos], upper[pos] / shape[pos]]))
+    if len(knots) == 0:
+        return lower.copy()
+    sums = np.clip(knots[:, None] * shape[None, :], lower, upper).sum(axis=1)
+    lam = float(np.interp(total, sums, knots))
+    return np.clip(lam * shape, lower, upper)
 
 
 def selected(trace_id: str, rate: float, salt: str = "backfill") -> bool:
