@@ -149,14 +149,14 @@ def agreement(
             raw = np.zeros(4)
             ws = []
             for tid, pi in zip(st.ids, st.pi, strict=True):
-                lab = human[judge].get(tid)
-                if lab is None or not 0 < lab.review_probability <= 1:
+                label = human[judge].get(tid)
+                if label is None or not 0 < label.review_probability <= 1:
                     continue
-                jv, hv = verdict(outs[tid].value, rule), verdict(lab.value, rule)
+                jv, hv = verdict(outs[tid].value, rule), verdict(label.value, rule)
                 if jv is None or hv is None:
                     continue
                 k = (0 if hv else 1) if jv else (2 if hv else 3)
-                w = 1.0 / (min(pi, 1.0) * lab.review_probability)
+                w = 1.0 / (min(pi, 1.0) * label.review_probability)
                 cells_w[k] += w
                 raw[k] += 1
                 ws.append(w)

@@ -10,7 +10,9 @@ window):
   for scores. A stratum with one judged trace or all-equal verdicts keeps a positive variance.
 Overall: y = sum(W_h y_h), V = sum(W_h^2 V_h) over judged strata, W_h = N_h / N_judged with
 N_h from the sampler's counts. Intervals: Wilson with the Kish effective sample size
-n_eff = y(1-y)/V, or Jeffreys by Monte Carlo over per-stratum Beta posteriors.
+n_eff = y(1-y)/V; per stratum Jeffreys Beta posteriors from exact quantiles (overall
+Jeffreys: Monte Carlo over the sum). Judge-error-corrected estimates: samplers/corrected.py;
+formulas and their derivations: docs/statistics.md.
 """
 
 from __future__ import annotations

@@ -467,5 +467,5 @@ def test_counts_are_pruned_to_keep_windows() -> None:
     for w in range(20):
         sampler.decide(record(ts=T0 + w * HOUR))
     windows = counts.windows()
-    assert len(windows) == 14 and windows[-1] == T0 + 19 * HOUR  # the current + 13 (lookback 12 + 1)
+    assert len(windows) == 14 and windows[-1] == T0 + 19 * HOUR  # current + lookback 12 + 1
     assert len(counts.to_dict()["replicas"]["r"]["cells"]) == len(windows)
