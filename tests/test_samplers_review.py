@@ -215,3 +215,49 @@ def test_hashed_review_draw_gives_the_same_design() -> None:
     assert 0.1 * c.n_judged < c.n_reviewed < 0.2 * c.n_judged
     assert c.corrected.ci_low < pop.truth < c.corrected.ci_high  # type: ignore[operator]
     assert estimate(judged, counts).judge("q").n_judged == c.n_judged
+
+
+def test_end_to_end_sampler_review_and_estimates() -> None:
+    """Sampler decisions -> review draw from the cell's selected count -> labels -> the three
+    estimates and agreement, through the public API only."""
+    import random
+
+    from samplers import Sampler
+    from tests.samplers_fixtures import record
+
+    policy = parse_policy(
+        '[budget]\nwindow = "1h"\nmax_traces = 400\npacing = "none"\n'
+        '[review]\nfraction = 0.3\n[[judge]]\nname = "q"\nscorer = "builtin:Safety"\n'
+        '[[policy]]\nname = "main"\ntype = "stratified"\nkey_fields = ["tags.s"]\n'
+        'allocation = "proportional"\nnew_key_rate = 0.4\n'
+    )
+    rng = random.Random(3)
+    sampler = Sampler(policy)
+    truth: dict[str, tuple[bool, bool]] = {}  # id -> (human, judge)
+    decisions = []
+    for i in range(1000):
+        s = "ab"[i % 2]
+        rec = record(rng, ts=T0 + i, tags={"s": s})
+        human = rng.random() < (0.9 if s == "a" else 0.6)
+        judge = human or rng.random() < 0.3  # lenient: passes 30% of the bad ones
+        truth[rec.trace_id] = (human, judge)
+        decisions.append(sampler.decide(rec))
+    cells = {(c.window_start_ms, c.stratum): c.selected for c in sampler.counts.cells()}
+    judged, labels = [], []
+    for d in decisions:
+        if not d.selected:
+            continue
+        human, judge = truth[d.trace_id]
+        judged.append(JudgedOutcome(d.trace_id, "q", d.stratum, judge, d.judges["q"],
+                                    d.window_start_ms))  # fmt: skip
+        rd = review_decision(d.trace_id, d.stratum, cells[(d.window_start_ms, d.stratum)],
+                             policy.review)  # fmt: skip
+        if rd.selected:
+            labels.append(HumanLabel(d.trace_id, "q", "pass" if human else "fail",
+                                     rd.probability))  # fmt: skip
+    (c,) = corrected_estimates(judged, labels, sampler.counts)
+    assert 0.2 * c.n_judged < c.n_reviewed < 0.4 * c.n_judged
+    assert c.judge_only.estimate > c.corrected.estimate  # type: ignore[operator]
+    (a,) = agreement(judged, labels, sampler.counts)
+    assert a.overall.n_reviewed == c.n_reviewed and a.overall.confusion["fn"] == 0
+    assert a.overall.true_fail_rate.estimate < 0.9  # type: ignore[operator]
