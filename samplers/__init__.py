@@ -1,7 +1,7 @@
 """Stratified sampling of GenAI traces for LLM judges, with known inclusion probabilities
 and post-stratified estimates. Pure library: no textual, mlflow, network or trace_tui."""
 
-from .agreement import Agreement, JudgeAgreement, agreement
+from .agreement import Agreement, JudgeAgreement, agreement, review_entries
 from .corrected import (
     CorrectedEstimate,
     CorrectedStratum,
@@ -91,6 +91,7 @@ __all__ = [
     "parse_policy",
     "pilot_plan",
     "review_decision",
+    "review_entries",
     "review_rate",
     "second_phase",
     "threshold",

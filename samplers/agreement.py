@@ -183,3 +183,27 @@ def agreement(
                              np.asarray(cov_all), z)  # fmt: skip
         out.append(JudgeAgreement(judge, overall, rows))
     return out
+
+
+def review_entries(
+    judged: Iterable[JudgedOutcome],
+    labels: Iterable[HumanLabel],
+    counts: PopulationCounts,
+    confidence: float = 0.95,
+    **options: Any,
+) -> dict[str, dict[str, Any]]:
+    """judge -> the keys a report adds per judge: `corrected` {estimate, ci_low, ci_high,
+    n_reviewed}, `human_only`, `judge_only`, `power` and `agreement` (JudgeAgreement as a
+    dict, None without reviewed pass/fail pairs). `options` go to `corrected_estimates`
+    (start_ms, end_ms, include_dropped, rules, ...; those four also to `agreement`)."""
+    from .corrected import corrected_estimates
+
+    judged, labels = list(judged), list(labels)
+    shared = {k: options[k] for k in ("start_ms", "end_ms", "include_dropped", "rules")
+              if k in options}  # fmt: skip
+    agree = {a.judge: a.to_dict() for a in agreement(judged, labels, counts, confidence,
+                                                     **shared)}  # fmt: skip
+    return {
+        c.judge: {**c.report_entry(), "agreement": agree.get(c.judge)}
+        for c in corrected_estimates(judged, labels, counts, confidence, **options)
+    }

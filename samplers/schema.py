@@ -83,9 +83,10 @@ class Estimation(_Section, frozen=True):
     small_n: Annotated[
         int, Meta(ge=1), doc("Below this many judged traces a stratum counts as small.")
     ] = 20
-    mc_draws: Annotated[int, Meta(ge=100), doc("Monte Carlo draws of the Jeffreys interval.")] = (
-        4000
-    )
+    mc_draws: Annotated[
+        int, Meta(ge=100),
+        doc("Monte Carlo draws of the overall Jeffreys interval (per stratum: exact)."),
+    ] = 4000  # fmt: skip
     seed: Annotated[int, doc("Seed of the Monte Carlo draws.")] = 0
 
     def __post_init__(self) -> None:

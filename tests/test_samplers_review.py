@@ -3,11 +3,13 @@ constructed cases) and the corrected (PPI++) estimate by simulation."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
+import samplers
 from samplers import JudgedOutcome, PolicyError, PopulationCounts, estimate, parse_policy
 from samplers.agreement import agreement, kappa_of
 from samplers.corrected import COLLAPSED, HumanLabel, corrected_estimates
@@ -261,3 +263,13 @@ def test_end_to_end_sampler_review_and_estimates() -> None:
     (a,) = agreement(judged, labels, sampler.counts)
     assert a.overall.n_reviewed == c.n_reviewed and a.overall.confusion["fn"] == 0
     assert a.overall.true_fail_rate.estimate < 0.9  # type: ignore[operator]
+
+
+def test_review_entries_add_corrected_and_agreement_per_judge() -> None:
+    judged, labels = _constructed({"tp": 20, "fp": 5, "fn": 10, "tn": 15})
+    entries = samplers.review_entries(judged, labels, _counts({"main/s=a": 5000}))
+    q = entries["q"]
+    assert set(q["corrected"]) == {"estimate", "ci_low", "ci_high", "n_reviewed"}
+    assert q["corrected"]["n_reviewed"] == 50
+    assert q["agreement"]["overall"]["confusion"] == {"tp": 20, "fp": 5, "fn": 10, "tn": 15}
+    json.dumps(entries)  # a report writes them as JSON
