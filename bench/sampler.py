@@ -20,6 +20,11 @@ Neyman allocation, 1,000 judged traces per window, even pacing.
    Each design is run with --reps independent salts; widths are averaged.
    Two populations: "typical" (10% of strata are problem strata passing 30-70%, the rest
    97-99.9%) and "harder" (20% problem strata, the rest 93-99.5%).
+3. Two-phase backfill (samplers.two_phase) over the whole stream at once, equal total budget
+   (--backfill-budget judged traces): uniform (one-phase proportional is the same draw:
+   one rate everywhere) vs two-phase (pilot 40% proportional, then Neyman on the pilot's
+   shrunk variances, leave-one-out pilot probabilities); mean 95% width (post-stratified
+   estimate for both), coverage and the width ratio to uniform over --tp-reps.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from samplers import (
     JudgedOutcome,
+    Moments,
     Policy,
+    PopulationCounts,
     Randomness,
     Sampler,
     TraceRecord,
@@ -47,6 +54,7 @@ from samplers import (
     parse_policy,
 )
 from samplers.synthetic import synthetic_population
+from samplers.two_phase import pilot_plan, second_phase
 
 WINDOW_MS = 600_000
 WINDOWS = 10
@@ -179,6 +187,55 @@ def optimum(pop_strata: dict[tuple[str, str, str], float], records: list[TraceRe
     }
 
 
+def two_phase(records: list[TraceRecord], pass_prob: np.ndarray, budget: int, reps: int,
+              seed: int) -> dict:  # fmt: skip
+    """One-shot backfill at equal total budget: uniform, proportional, two-phase."""
+    keys = [(r.tags["route"], r.tags["tier"], r.tags["version"]) for r in records]
+    index: dict[tuple[str, str, str], int] = {}
+    strata = np.array([index.setdefault(k, len(index)) for k in keys])
+    names = [f"main/{'•'.join(k)}" for k in index]
+    y = np.random.default_rng(seed).random(len(records)) < pass_prob
+    truth, n_all = float(y.mean()), len(y)
+    pops = {names[h]: int(c) for h, c in enumerate(np.bincount(strata))}
+    counts = PopulationCounts(WINDOW_MS, "backfill")
+    for name, n in pops.items():
+        counts.add(0, "main", name, population=n)
+    counts.register_rule("main", "stratified", ["q"])
+    plan = pilot_plan(pops, budget)
+    pi1 = np.array([plan.pilot_rates[n] for n in names])[strata]
+
+    def run(sel: np.ndarray, pi: np.ndarray) -> tuple[float, float, float]:
+        outs = [JudgedOutcome(str(i), "q", names[strata[i]], bool(y[i]), float(pi[i]), 0)
+                for i in sel.tolist()]  # fmt: skip
+        j = estimate(outs, counts, method="wilson_kish").judge("q")
+        return j.estimate, j.ci_low, j.ci_high  # type: ignore[return-value]
+
+    res: dict[str, list] = {"uniform": [], "two_phase": []}
+    for rep in range(reps):
+        u = np.random.default_rng(seed + 1000 + rep).random(n_all)
+        flat = np.full(n_all, budget / n_all)
+        res["uniform"].append(run(np.flatnonzero(u < flat), flat))
+        pilot = u < pi1
+        moments = {}
+        for h, name in enumerate(names):
+            m = pilot & (strata == h)
+            moments[name] = Moments(float(m.sum()), float(y[m].sum()), float(y[m].sum()))
+        final = second_phase(plan, budget, moments)
+        pi = np.array([final.rates[n] for n in names])[strata]
+        pw = pi.copy()
+        for i in np.flatnonzero(pilot).tolist():
+            pw[i] = final.probability(names[strata[i]], float(y[i]))
+        res["two_phase"].append(run(np.flatnonzero(u < pi), pw))
+    out: dict = {"truth": truth, "reps": reps, "budget": budget}
+    for name, rs in res.items():
+        a = np.array(rs)
+        out[name] = {"mean_width": float(np.mean(a[:, 2] - a[:, 1])),
+                     "coverage": float(np.mean((a[:, 1] <= truth) & (truth <= a[:, 2]))),
+                     "bias": float(a[:, 0].mean() - truth)}  # fmt: skip
+    out["two_phase_vs_uniform"] = out["two_phase"]["mean_width"] / out["uniform"]["mean_width"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -187,6 +244,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--populations", default=",".join(POPULATIONS))
     ap.add_argument("--no-widths", action="store_true", help="throughput only")
+    ap.add_argument("--backfill-budget", type=int, default=8000)
+    ap.add_argument("--tp-reps", type=int, default=100, help="two-phase repetitions")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
@@ -231,6 +290,14 @@ def main() -> None:
         print(f"  Neyman/uniform width {w['neyman_vs_uniform']:.3f} "
               f"(optimum {entry['optimum']['neyman_vs_uniform']:.3f}); proportional/uniform "
               f"{w['proportional_vs_uniform']:.3f}")  # fmt: skip
+        tp2 = two_phase(pop.records, pop.pass_prob, args.backfill_budget, args.tp_reps, args.seed)
+        entry["two_phase"] = tp2
+        for design in ("uniform", "two_phase"):
+            d = tp2[design]
+            print(f"  backfill {design:>9}: 95% CI width {d['mean_width']:.4f}, coverage "
+                  f"{d['coverage']:.3f}, bias {d['bias']:+.4f}")  # fmt: skip
+        print(f"  backfill two-phase/uniform width {tp2['two_phase_vs_uniform']:.3f} "
+              f"(budget {tp2['budget']}, {tp2['reps']} reps)")  # fmt: skip
         result["populations"][name] = entry
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

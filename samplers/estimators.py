@@ -10,15 +10,18 @@ window):
   for scores. A stratum with one judged trace or all-equal verdicts keeps a positive variance.
 Overall: y = sum(W_h y_h), V = sum(W_h^2 V_h) over judged strata, W_h = N_h / N_judged with
 N_h from the sampler's counts. Intervals: Wilson with the Kish effective sample size
-n_eff = y(1-y)/V, or Jeffreys by Monte Carlo over per-stratum Beta posteriors.
+n_eff = y(1-y)/V; per stratum Jeffreys Beta posteriors from exact quantiles (overall
+Jeffreys: Monte Carlo over the sum). Judge-error-corrected estimates: samplers/corrected.py;
+formulas and their derivations: docs/statistics.md.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -26,6 +29,7 @@ import numpy as np
 
 from .counts import CellCount, PopulationCounts
 from .outcomes import JudgedOutcome, outcome_value
+from .verdicts import PassRule
 
 METHODS = ("wilson_kish", "jeffreys", "auto")
 OVERALL = "__overall__"
@@ -119,17 +123,25 @@ def z_value(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
+@lru_cache(maxsize=4096)
 def t_value(confidence: float, df: float) -> float:
-    """Student t quantile by the Cornish-Fisher expansion in 1/df (within 1% for df >= 3;
-    df below 3 is treated as 3; no scipy needed)."""
-    z = z_value(confidence)
+    """Student t quantile with `df` degrees of freedom (exact, scipy; df below 1 is read as
+    1, infinite df gives the normal quantile)."""
     if math.isinf(df):
-        return z
-    v = max(df, 3.0)
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    return z + g1 / v + g2 / v**2 + g3 / v**3
+        return z_value(confidence)
+    # lazily, and scipy.special rather than scipy.stats (seconds to import): `import samplers`
+    # must not load scipy
+    from scipy.special import stdtrit
+
+    return float(stdtrit(max(df, 1.0), 0.5 + confidence / 2))
+
+
+def beta_interval(a: float, b: float, confidence: float) -> tuple[float, float]:
+    """Equal-tailed interval of Beta(a, b) from its exact quantiles (scipy, lazily)."""
+    from scipy.special import betaincinv
+
+    alpha = 1 - confidence
+    return float(betaincinv(a, b, alpha / 2)), float(betaincinv(a, b, 1 - alpha / 2))
 
 
 def satterthwaite_df(parts: list[tuple[float, int]]) -> float:
@@ -169,6 +181,8 @@ class _Stratum:
     y: list[float] = field(default_factory=list)
     pi: list[float] = field(default_factory=list)
     estimated_population: bool = False
+    ids: list[str] = field(default_factory=list)
+    selected: int = 0  # traces of the stratum selected for judging (from the counts)
 
     def hajek(
         self, pooled_mean: float, pooled_var: float, binary: bool, smoothing: float
@@ -177,10 +191,15 @@ class _Stratum:
         pseudo-observations (see the module docstring)."""
         y = np.asarray(self.y)
         pi = np.minimum(np.asarray(self.pi), 1.0)
+        n = len(y)
+        if np.all(pi >= 1.0) and n < self.population - 1e-9:
+            # every judged trace had pi = 1 yet the stratum holds more traces (selected but not
+            # judged yet, judge errors): not a census. The judged ones stand for the stratum at
+            # the response rate n / N_h (nonresponse adjustment), so the interval keeps a width.
+            pi = np.full(n, n / self.population)
         w = 1.0 / pi
         nhat = w.sum()
         est = float((w * y).sum() / nhat)
-        n = len(y)
         census = bool(np.all(pi >= 1.0))
         kish = float(nhat * nhat / (w * w).sum())
         if census:
@@ -214,6 +233,7 @@ def estimate(
     mc_draws: int = 4000,
     seed: int = 0,
     smoothing: float = 2.0,
+    rules: Mapping[str, PassRule] | None = None,
 ) -> EstimateReport:
     """Post-stratified estimates per judge, overall and per stratum.
 
@@ -225,23 +245,18 @@ def estimate(
     a normal interval. Stratum variances are smoothed toward the judge's pooled variance with
     `smoothing` pseudo-observations (0 gives the textbook formula), so a stratum with one
     judged trace or all-equal verdicts does not claim zero variance. A trace judged twice by
-    the same judge counts once (the last outcome).
+    the same judge counts once (the last outcome). `rules`: judge -> its PassRule (how its
+    values read, samplers/verdicts.py); a judge without one reads values undeclared.
     """
     if method not in METHODS:
         raise ValueError(f"expected method in {', '.join(METHODS)}, got {method!r}")
     if not 0.5 <= confidence < 1:
         raise ValueError(f"expected 0.5 <= confidence < 1, got {confidence!r}")
     z = z_value(confidence)
-    by_judge: dict[str, dict[str, JudgedOutcome]] = defaultdict(dict)
-    for o in judged:
-        if start_ms is not None and o.window_start_ms is not None and o.window_start_ms < start_ms:
-            continue
-        if end_ms is not None and o.window_start_ms is not None and o.window_start_ms >= end_ms:
-            continue
-        by_judge[o.judge][o.trace_id] = o
+    by_judge = latest_by_judge(judged, start_ms, end_ms)
     cells = counts.cells(start_ms, end_ms)
     rng = np.random.default_rng(seed)
-    ctx = _Ctx(z, confidence, method, small_n, mc_draws, rng, smoothing)
+    ctx = _Ctx(z, confidence, method, small_n, mc_draws, rng, smoothing, rules)
     out = [
         _estimate_judge(judge, list(by_judge[judge].values()), counts, cells, include_dropped, ctx)
         for judge in sorted(by_judge)
@@ -258,6 +273,7 @@ class _Ctx:
     draws: int
     rng: np.random.Generator
     smoothing: float
+    rules: Mapping[str, PassRule] | None = None
 
 
 def _in_scope(counts: PopulationCounts, rule: str, judge: str, include_dropped: bool) -> bool:
@@ -271,25 +287,45 @@ def _in_scope(counts: PopulationCounts, rule: str, judge: str, include_dropped: 
     return judge in info.get("judges", [judge])
 
 
-def _estimate_judge(
+@dataclass
+class Collected:
+    """One judge's verdicts grouped by stratum, with design probabilities (see `collect`)."""
+
+    strata: dict[str, _Stratum]
+    binary: bool
+    n_invalid: int
+    n_excluded: int
+
+
+def collect(
     judge: str,
-    outcomes: list[JudgedOutcome],
+    outcomes: Iterable[JudgedOutcome],
     counts: PopulationCounts,
     cells: list[CellCount],
-    include_dropped: bool,
-    ctx: _Ctx,
-) -> JudgeEstimate:
+    include_dropped: bool = False,
+    rules: Mapping[str, PassRule] | None = None,
+) -> Collected:
+    """Group one judge's outcomes by stratum: values, inclusion probabilities (scaled by the
+    share of the window cell the budget guard did not defer) and population N_h from `cells`
+    (Horvitz-Thompson sum(1/pi) for a stratum missing from the counts)."""
+    rule = (rules or {}).get(judge)
     parsed = []
     n_invalid = 0
     binary = True
+    memo: dict[tuple[type, object], tuple[float, bool] | None] = {}
     for o in outcomes:
-        v = outcome_value(o.value)
+        key = (type(o.value), o.value)
+        try:
+            v = memo[key]
+        except KeyError:
+            v = memo[key] = outcome_value(o.value, rule)
+        except TypeError:  # unhashable value
+            v = outcome_value(o.value, rule)
         if v is None or not (o.probability and 0 < o.probability <= 1):
             n_invalid += 1
             continue
         parsed.append((o, v[0]))
         binary = binary and v[1]
-    metric = "pass_rate" if binary else "mean"
 
     strata: dict[str, _Stratum] = {}
     kept: dict[tuple[int, str], float] = {}  # cell -> share of rate-selected traces not deferred
@@ -302,6 +338,7 @@ def _estimate_judge(
         if st is None:
             st = strata[c.stratum] = _Stratum(c.stratum, c.rule, 0.0)
         st.population += c.population
+        st.selected += c.selected
         if c.deferred:
             kept[(c.window_start_ms, c.stratum)] = c.selected / (c.selected + c.deferred)
     n_excluded = sum(1 for o, _ in parsed if o.stratum in excluded)
@@ -316,11 +353,41 @@ def _estimate_judge(
         pi = o.probability * kept.get((o.window_start_ms, o.stratum), 1.0)  # type: ignore[arg-type]
         st.y.append(y)
         st.pi.append(pi)
+        st.ids.append(o.trace_id)
     for st in strata.values():
         if st.estimated_population:
             st.population = float(sum(1.0 / p for p in st.pi))
+    return Collected(strata, binary, n_invalid, n_excluded)
 
-    all_y = np.array([y for _, y in parsed])
+
+def latest_by_judge(
+    judged: Iterable[JudgedOutcome], start_ms: int | None = None, end_ms: int | None = None
+) -> dict[str, dict[str, JudgedOutcome]]:
+    """judge -> trace id -> its last outcome, for windows in [start_ms, end_ms)."""
+    by_judge: dict[str, dict[str, JudgedOutcome]] = defaultdict(dict)
+    for o in judged:
+        if start_ms is not None and o.window_start_ms is not None and o.window_start_ms < start_ms:
+            continue
+        if end_ms is not None and o.window_start_ms is not None and o.window_start_ms >= end_ms:
+            continue
+        by_judge[o.judge][o.trace_id] = o
+    return by_judge
+
+
+def _estimate_judge(
+    judge: str,
+    outcomes: list[JudgedOutcome],
+    counts: PopulationCounts,
+    cells: list[CellCount],
+    include_dropped: bool,
+    ctx: _Ctx,
+) -> JudgeEstimate:
+    col = collect(judge, outcomes, counts, cells, include_dropped, ctx.rules)
+    strata, binary, n_invalid, n_excluded = col.strata, col.binary, col.n_invalid, col.n_excluded
+    metric = "pass_rate" if binary else "mean"
+    parsed = [y for st in strata.values() for y in st.y]
+
+    all_y = np.array(parsed)
     pooled_mean = float(all_y.mean()) if len(all_y) else 0.5
     pooled_var = float(all_y.var(ddof=1)) if len(all_y) > 1 else 0.25 if binary else 0.0
     total_pop = sum(st.population for st in strata.values())
@@ -418,12 +485,9 @@ def _interval(
     if use == "auto":
         use = "jeffreys" if n < ctx.small_n or est <= 0 or est >= 1 else "wilson_kish"
     if use == "jeffreys":
-        a, b = _beta_params(est, var, kish)
-        theta = ctx.rng.beta(a, b, size=ctx.draws)
-        alpha = 1 - ctx.confidence
-        lo, hi = np.quantile(theta, [alpha / 2, 1 - alpha / 2])
+        lo, hi = beta_interval(*_beta_params(est, var, kish), ctx.confidence)
         # Jeffreys convention: the bound at an observed 0% / 100% is the boundary itself
-        return (0.0 if est <= 0 else float(lo)), (1.0 if est >= 1 else float(hi)), n_eff, use
+        return (0.0 if est <= 0 else lo), (1.0 if est >= 1 else hi), n_eff, use
     lo, hi = wilson_interval(est, df_adjusted(n_eff, n - 1, ctx.confidence), ctx.z)
     return lo, hi, n_eff, use
 

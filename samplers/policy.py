@@ -26,6 +26,7 @@ from .schema import (
     JudgeSchema,
     PolicyFile,
     Randomness,
+    Review,
     SourceDecl,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Randomness",
+    "Review",
     "Source",
     "load_policy",
     "parse_policy",
@@ -94,6 +96,7 @@ class Policy:
     source: Source = field(default_factory=Source)
     randomness: Randomness = field(default_factory=Randomness)
     estimation: Estimation = field(default_factory=Estimation)
+    review: Review = field(default_factory=Review)
     description: str = ""
     fingerprint: str = ""
     path: str = "<string>"
@@ -164,6 +167,15 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
             "budget.max_usd", "expected at least one [[judge]] with usd_per_1k_tokens > 0"
         )
 
+    review = decl.review
+    if review.salt == decl.randomness.salt:
+        raise ctx.fail("review.salt", f"expected a salt other than [randomness] salt "
+                       f"{review.salt!r} (the review draw must be independent)")
+    for i, j in enumerate(review.judges):
+        if j not in judge_names:
+            expected = ", ".join(judge_names) or "(no [[judge]] declared)"
+            raise ctx.fail(f"review.judges[{i}]", f"expected one of {expected}, got {j!r}")
+
     canonical = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=False)
     return Policy(
         name=decl.name,
@@ -174,6 +186,7 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
         source=src,
         randomness=decl.randomness,
         estimation=decl.estimation,
+        review=review,
         description=decl.description,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         path=source,

@@ -178,6 +178,7 @@ class Sampler:
         st = self._windows.get(w)
         self.counts.note_first_offset(w, ts - w)
         if st is None:
+            self._prune(w)
             st = _WindowState(
                 self.plan(w), self.counts.window_cells(w), self.counts.window_spent(w),
                 len(self._compiled),
@@ -191,6 +192,13 @@ class Sampler:
             cr.cache.clear()
             cr.cache.update(st.caches[cr.index])
         return st
+
+    def _prune(self, w: int) -> None:
+        """Bound the counts: forget windows older than `keep_windows` (never fewer than the
+        forecast lookback); every replica uses the same cutoff for the same window."""
+        lookback = max((r.forecast_params()[1] for r in self.policy.rules), default=1)
+        keep = max(self.policy.budget.keep_windows, lookback + 1)
+        self.counts.prune(w - keep * self._wms)
 
     def _resolve(self, cr: CompiledRule, key: object) -> _Entry:
         st = self._state

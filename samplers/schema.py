@@ -83,14 +83,46 @@ class Estimation(_Section, frozen=True):
     small_n: Annotated[
         int, Meta(ge=1), doc("Below this many judged traces a stratum counts as small.")
     ] = 20
-    mc_draws: Annotated[int, Meta(ge=100), doc("Monte Carlo draws of the Jeffreys interval.")] = (
-        4000
-    )
+    mc_draws: Annotated[
+        int, Meta(ge=100),
+        doc("Monte Carlo draws of the overall Jeffreys interval (per stratum: exact)."),
+    ] = 4000  # fmt: skip
     seed: Annotated[int, doc("Seed of the Monte Carlo draws.")] = 0
 
     def __post_init__(self) -> None:
         if self.interval == "jeffreys_mc":
             msgspec.structs.force_setattr(self, "interval", "jeffreys")
+
+
+class Review(_Section, frozen=True):
+    """Which judged traces go to human review (samplers/review.py decides; off when both
+    `fraction` and `count` are 0)."""
+
+    fraction: Annotated[
+        float, Meta(ge=0, le=1),
+        doc("Share of each stratum's judged traces per window sent to review."),
+    ] = 0.0  # fmt: skip
+    count: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        doc("Reviewed traces per stratum and window; with `fraction`, at most this many."),
+    ] = None  # fmt: skip
+    min_per_stratum: Annotated[
+        int, Meta(ge=0),
+        doc("At least this many per stratum and window (all of them when fewer were judged); "
+            "2 give the corrected estimate a variance."),
+    ] = 2  # fmt: skip
+    salt: Annotated[
+        str, Meta(min_length=1),
+        doc("Salt of the review draw; must differ from `[randomness] salt` so the review "
+            "sample is independent of the judged sample."),
+    ] = "review"  # fmt: skip
+    judges: Annotated[
+        list[str], doc("Judges whose verdicts are reviewed; empty: all.")
+    ] = msgspec.field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction > 0 or bool(self.count)
 
 
 class Budget(_Section, frozen=True):
@@ -130,6 +162,13 @@ class Budget(_Section, frozen=True):
         doc("Rates are planned for `(1 - headroom)` of each limit, so the random variation "
             "of a Bernoulli sample rarely reaches the hard cap."),
     ] = 0.1  # fmt: skip
+    keep_windows: Annotated[
+        int,
+        Meta(ge=1),
+        doc("Population counts older than this many windows are pruned when a new window "
+            "starts (at least the forecast lookback is kept), so saved state stays bounded; "
+            "estimates over older windows fall back to Horvitz-Thompson populations."),
+    ] = 720  # fmt: skip
     replicas: Annotated[
         int,
         Meta(ge=1),
@@ -204,6 +243,7 @@ class PolicyFile(_Section, frozen=True):
     randomness: Annotated[Randomness, doc("See `[randomness]`.")] = Randomness()
     budget: Annotated[Budget, doc("See `[budget]`.")] = Budget()
     estimation: Annotated[Estimation, doc("See `[estimation]`.")] = Estimation()
+    review: Annotated[Review, doc("See `[review]`.")] = Review()
     judge: Annotated[
         list[JudgeSchema],
         doc("Judges, see `[[judge]]`.", message="expected an array of tables ([[judge]])"),

@@ -213,3 +213,27 @@ def test_time_range_and_argument_checks() -> None:
         estimate(outs, counts, method="wald")
     with pytest.raises(ValueError, match="confidence"):
         estimate(outs, counts, confidence=95)
+
+
+def test_partly_judged_census_stratum_gets_an_interval_not_zero_width() -> None:
+    """Issue 9: '33.3% [33.3%, 33.3%] 3/5' claimed certainty about 2 unjudged traces."""
+    counts = PopulationCounts(3_600_000, "t")
+    counts.add(0, "keep", "keep", population=5, selected=5)
+    counts.register_rule("keep", "always", ["q"])
+    outs = [JudgedOutcome(f"t{i}", "q", "keep", v, 1.0, 0) for i, v in enumerate("ynn")]
+    s = estimate(outs, counts).judge("q").strata[0]
+    assert s.estimate == pytest.approx(1 / 3) and s.method != "census"
+    assert s.ci_low < 1 / 3 < s.ci_high and s.ci_high - s.ci_low > 0.2
+    full = [*outs, JudgedOutcome("t3", "q", "keep", "n", 1.0, 0),
+            JudgedOutcome("t4", "q", "keep", "y", 1.0, 0)]  # fmt: skip
+    s = estimate(full, counts).judge("q").strata[0]
+    assert (s.ci_low, s.ci_high, s.method) == (0.4, 0.4, "census")  # all 5 judged: exact
+
+
+def test_small_sample_quantiles_are_exact() -> None:
+    assert t_value(0.95, 1) == pytest.approx(12.7062, rel=1e-5)  # n = 2 (was 3.18)
+    assert t_value(0.95, 2) == pytest.approx(4.30265, rel=1e-5)
+    from samplers.estimators import beta_interval
+
+    lo, hi = beta_interval(2.5, 8.5, 0.95)  # Jeffreys, 2 of 10
+    assert (lo, hi) == (pytest.approx(0.0441, abs=1e-4), pytest.approx(0.5027, abs=1e-4))

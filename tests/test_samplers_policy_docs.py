@@ -23,6 +23,7 @@ from samplers.schema import (  # noqa: E402
     JudgeSchema,
     PolicyFile,
     Randomness,
+    Review,
     SourceDecl,
     key_table,
 )
@@ -41,6 +42,7 @@ def tables() -> dict[str, str]:
         "randomness": (Randomness, {}),
         "budget": (Budget, {}),
         "estimation": (Estimation, {}),
+        "review": (Review, {}),
         "judge": (JudgeSchema, {}),
         "judge-options": (JudgeOptions, {}),
         "rule": (RuleDecl, {}),

@@ -15,6 +15,7 @@ def test_importing_samplers_imports_no_ui_mlflow_network_or_trace_tui() -> None:
     code = (
         "import json, sys\n"
         "import samplers, samplers.dry_run, samplers.estimators, samplers.synthetic\n"
+        "import samplers.corrected, samplers.agreement, samplers.review, samplers.two_phase\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run(
@@ -23,6 +24,7 @@ def test_importing_samplers_imports_no_ui_mlflow_network_or_trace_tui() -> None:
     loaded = json.loads(out.stdout)
     bad = [m for m in loaded if m.split(".")[0] in FORBIDDEN]
     assert bad == []
+    assert not [m for m in loaded if m.split(".")[0] == "scipy"]  # imported lazily, when used
     assert "samplers.sampler" in loaded  # the check imported the real package
 
 

@@ -451,3 +451,21 @@ def test_population_by_stratum_counts_every_decision_per_stratum_and_window_rang
     second = s.counts.population_by_stratum(T0 + HOUR, T0 + 2 * HOUR)
     assert second == {"main/s=a": 30, "main/s=b": 7}
     assert sum(second.values()) == sum(d.window_start_ms == T0 + HOUR for d in decisions)
+
+
+def test_counts_are_pruned_to_keep_windows() -> None:
+    """The saved state must not grow with every window."""
+    from samplers import PopulationCounts, Sampler, parse_policy
+    from tests.samplers_fixtures import HOUR, T0, record
+
+    policy = parse_policy(
+        '[budget]\nwindow = "1h"\nkeep_windows = 3\n[[judge]]\nname = "q"\n'
+        'scorer = "builtin:Safety"\n[[policy]]\nname = "p"\ntype = "probabilistic"\nrate = 0.5\n'
+    )
+    counts = PopulationCounts(HOUR, "r")
+    sampler = Sampler(policy, counts=counts)
+    for w in range(20):
+        sampler.decide(record(ts=T0 + w * HOUR))
+    windows = counts.windows()
+    assert len(windows) == 14 and windows[-1] == T0 + 19 * HOUR  # current + lookback 12 + 1
+    assert len(counts.to_dict()["replicas"]["r"]["cells"]) == len(windows)
