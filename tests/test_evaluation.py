@@ -262,3 +262,18 @@ def test_bad_policy_is_one_clear_line(mlflow_uri: str, tmp_path: Path) -> None:
     syntax.write_text('name = "x"\n[[policy]\n')
     out = cli("eval", "--policy", str(syntax), uri=mlflow_uri)
     assert out.returncode == 2 and "line 2" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_eval_that_leaves_traces_failed_exits_1_with_the_counts(
+        mlflow_uri: str, fresh_experiment, flaky_judge_url, tmp_path: Path) -> None:
+    _, exp = fresh_experiment
+    seed_known_population(mlflow_uri, exp, 20, seed=8)
+    policy_file = tmp_path / "policy.toml"
+    name = write_policy(policy_file, exp, flaky_judge_url, rate=1.0, judges="quality")
+    assert cli("sample", "--policy", str(policy_file), uri=mlflow_uri).returncode == 0
+    out = cli("eval", "--policy", str(policy_file), "--attempts", "1", uri=mlflow_uri)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["done"] > 0 and summary["failed"] > 0  # some finished, some did not
+    assert out.returncode == 1
+    states = Counter(state_of(i, name) for i in await policy_traces(mlflow_uri, exp, name))
+    assert states == {queue.DONE: summary["done"], queue.FAILED: summary["failed"]}
