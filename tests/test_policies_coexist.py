@@ -81,3 +81,39 @@ async def test_two_policies_keep_their_own_samples_and_reports(
     run_policy(strat_file, mlflow_uri)
     assert report(uni_file, mlflow_uri) == uni_before
     assert report(strat_file, mlflow_uri)["judges"][0]["population"] == 240
+
+
+def test_policy_tags_are_separate_and_badges_read_them() -> None:
+    from trace_tui.core import tags
+    from trace_tui.core.render import list_badges
+
+    assert tags.queue_tag("p-1") == "trace_tui.queue.p-1"
+    odd = tags.policy_key("team a/checkout@2")  # characters MLflow tag keys refuse
+    assert odd.startswith("team_a_checkout_2-") and odd != tags.policy_key("team a/checkout#2")
+    both = {tags.queue_tag("a"): "done", tags.queue_tag("b"): "queued"}
+    assert list_badges(both, []) == "Q"  # one policy still waiting
+    assert list_badges({**both, tags.queue_tag("c"): "failed"}, []) == "F"
+    assert list_badges({tags.queue_tag("a"): "done"}, []) == "J"
+    # Data from before per-policy tags still shows, next to new tags.
+    legacy = {"trace_tui.policy": "old", "trace_tui.queue": "failed"}
+    assert list_badges(legacy, []) == "F"
+    assert tags.queue_states({**legacy, tags.queue_tag("new"): "done"}) == {"old": "failed",
+                                                                          "new": "done"}
+
+
+def test_facts_of_one_policy_ignore_the_others() -> None:
+    facts = {name: queue.SampleFacts(policy=name, stratum=f"s-{name}", probability=p, weight=1 / p,
+                                     judges={"quality": p})
+             for name, p in (("a", 0.5), ("b", 0.25))}
+    tags = {**facts["a"].tags(), **facts["b"].tags()}
+    for name in ("a", "b"):
+        assert queue.SampleFacts.from_tags(tags, name) == facts[name]
+        assert queue.queue_state(tags, name) == queue.QUEUED
+    assert queue.SampleFacts.from_tags(tags, "c") is None
+    legacy = {queue.POLICY: "old", queue.STRATUM: "s", queue.PROBABILITY: "0.5",
+              queue.SAMPLE: '{"rule":"r","weight":2.0,"window":0,"judges":{}}',
+              queue.QUEUE: queue.DONE}
+    old = queue.SampleFacts.from_tags({**tags, **legacy}, "old")
+    assert old is not None and old.stratum == "s" and old.probability == 0.5
+    assert queue.state_tag({**tags, **legacy}, "old") == queue.QUEUE
+    assert queue.state_tag({**tags, **legacy}, "a") == "trace_tui.queue.a"
