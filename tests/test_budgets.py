@@ -83,3 +83,31 @@ async def test_token_and_dollar_limits_stop_within_one_call(mlflow_uri: str,
     summary = summary_of(out)
     assert summary["stopped_by_budget"] == f"max_usd={usd}"
     assert summary["done"] >= 3 and summary["judge_cost_usd"] <= usd + 1.5 * per_call_usd
+
+
+async def test_budget_holds_estimates_of_calls_in_flight() -> None:
+    """The reservation arithmetic on its own: no call starts that the budget cannot hold."""
+    import asyncio
+
+    from trace_tui.evaluation.budget import Budget
+    from trace_tui.evaluation.worker import EvalOptions
+
+    budget = Budget(EvalOptions(max_tokens=250))
+    first = await budget.reserve(["q"])
+    assert first is not None
+    waiting = asyncio.ensure_future(budget.reserve(["q"]))  # unknown cost: the first runs alone
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    budget.spend("q", 100, 0.0)
+    budget.release(first)
+    second = await asyncio.wait_for(waiting, 5)
+    assert second is not None and second.tokens == 100  # held at the judge's mean
+    # 100 spent + 100 held + 100 more > 250: a third call waits for the one in flight...
+    third = asyncio.ensure_future(budget.reserve(["q"]))
+    await asyncio.sleep(0)
+    assert not third.done()
+    budget.spend("q", 100, 0.0)
+    budget.release(second)
+    # ...which leaves 200 spent: the next one would pass the limit, so the run stops.
+    assert await asyncio.wait_for(third, 5) is None
+    assert budget.reason == "max_tokens=250" and budget.spent_tokens == 200

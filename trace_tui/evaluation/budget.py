@@ -1,13 +1,13 @@
 """Evaluation budgets as limits: reserve before a judge call starts, settle when it ends.
 
 A trace is started only when the budget holds it: one more trace under ``max_traces``, and
-for every pending judge call its estimate (the mean tokens and dollars of that judge's calls
-so far) under ``max_tokens`` / ``max_usd`` together with what is spent and what the calls in
-flight reserved. A judge with no call finished yet has no estimate: its first call runs
-alone. When the budget cannot hold a trace but calls are in flight, the reservation waits
-for them (they may leave room); with nothing in flight it is refused and the run stops.
-So the overshoot is at most what the calls in flight when the limit is reached use beyond
-their estimates (retries of a call included).
+for each of its pending judge calls an estimate (the mean tokens and dollars of that judge's
+calls so far that reported usage) under ``max_tokens`` / ``max_usd``, counted together with
+what is spent and what the calls in flight hold. A judge with no such call yet has no
+estimate: its first call runs alone. When the budget cannot hold a trace but calls are in
+flight, the reservation waits for them (they may leave room); with nothing in flight it is
+refused and the run stops. So the overshoot is at most what the calls in flight when the
+limit is reached use beyond their estimates (retries of a call included).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+UNPRICED_CALLS = 3  # calls without usage after which a judge is taken to report none
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Reservation:
 @dataclass
 class _JudgeCost:
     calls: int = 0
+    priced: int = 0  # calls that reported tokens (a failed call usually reports none)
     tokens: float = 0.0
     usd: float = 0.0
 
@@ -48,11 +51,13 @@ class Budget:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def estimate(self, judge: str) -> tuple[float, float] | None:
-        """Mean (tokens, dollars) of ``judge``'s finished calls; None before the first."""
+        """Mean (tokens, dollars) of ``judge``'s calls that reported usage; None before one."""
         cost = self._costs.get(judge)
-        if cost is None or not cost.calls:
-            return None
-        return cost.tokens / cost.calls, cost.usd / cost.calls
+        if cost is not None and cost.priced:
+            return cost.tokens / cost.priced, cost.usd / cost.priced
+        if cost is not None and cost.calls >= UNPRICED_CALLS:
+            return 0.0, 0.0  # a judge that never reports its usage: nothing to hold
+        return None
 
     async def reserve(self, judges: Sequence[str]) -> Reservation | None:
         """Hold the budget for one trace and its judge calls; None once it is spent."""
@@ -106,8 +111,10 @@ class Budget:
         """One finished judge call (each attempt counts)."""
         cost = self._costs.setdefault(judge, _JudgeCost())
         cost.calls += 1
-        cost.tokens += tokens
-        cost.usd += usd
+        if tokens or usd:
+            cost.priced += 1
+            cost.tokens += tokens
+            cost.usd += usd
         self.spent_tokens += tokens
         self.spent_usd += usd
 
