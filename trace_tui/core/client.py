@@ -429,10 +429,6 @@ class MlflowClient:
         await self._request("POST", "/api/2.0/mlflow/runs/log-batch", body={
             "run_id": run_id, "tags": [{"key": k, "value": v} for k, v in tags.items()]})
 
-    async def delete_run_tag(self, run_id: str, key: str) -> None:
-        await self._request("POST", "/api/2.0/mlflow/runs/delete-tag",
-                            body={"run_id": run_id, "key": key})
-
     async def upload_artifact(self, run_id: str, path: str, content: bytes) -> None:
         """Write a run artifact through the server's artifact proxy (``--serve-artifacts``)."""
         url = f"{self.tracking_uri}{await self._artifact_path(run_id, path)}"
