@@ -49,7 +49,7 @@ def run_policy(policy_file: Path, uri: str) -> dict:
 async def test_two_policies_keep_their_own_samples_and_reports(
         mlflow_uri: str, fresh_experiment, judge_url, tmp_path: Path) -> None:  # noqa: F811
     _, exp = fresh_experiment
-    truth = seed_known_population(mlflow_uri, exp, 200, seed=31)
+    truth = seed_known_population(mlflow_uri, exp, 100, seed=31)
     strat_file, uni_file = tmp_path / "stratified.toml", tmp_path / "uniform.toml"
     strat = write_policy(strat_file, exp, judge_url, rate=0.5, judges="quality")
     uni = write_uniform_policy(uni_file, strat_file, rate=0.6)
@@ -65,7 +65,7 @@ async def test_two_policies_keep_their_own_samples_and_reports(
     uni_infos = await policy_traces(mlflow_uri, exp, uni)
     shared = {i.trace_id for i in strat_infos} & {i.trace_id for i in uni_infos}
     assert len(strat_infos) == strat_stats["selected"] and len(uni_infos) == uni_stats["selected"]
-    assert len(shared) > 20  # unsalted policies nest: the overlap is real
+    assert len(shared) > 10  # unsalted policies nest: the overlap is real
     for infos, name in ((strat_infos, strat), (uni_infos, uni)):
         assert all(state_of(i, name) == queue.DONE for i in infos)
     # Verdicts are shared by judge name: a shared trace was judged once, not once per policy.
@@ -73,14 +73,14 @@ async def test_two_policies_keep_their_own_samples_and_reports(
         verdicts = [a for a in info.assessments if a.name == "quality"]
         assert len(verdicts) == 1 and verdicts[0].value is truth[info.trace_id]
     quality = uni_before["judges"][0]
-    assert quality["population"] == 200 and quality["n_judged"] == len(uni_infos)
+    assert quality["population"] == 100 and quality["n_judged"] == len(uni_infos)
     assert strat_before["judges"][0]["n_judged"] == len(strat_infos)
 
     # The first policy runs again (new traffic too): the second one's report is unchanged.
-    seed_known_population(mlflow_uri, exp, 40, seed=32)
+    seed_known_population(mlflow_uri, exp, 20, seed=32)
     run_policy(strat_file, mlflow_uri)
     assert report(uni_file, mlflow_uri) == uni_before
-    assert report(strat_file, mlflow_uri)["judges"][0]["population"] == 240
+    assert report(strat_file, mlflow_uri)["judges"][0]["population"] == 120
 
 
 def test_policy_tags_are_separate_and_badges_read_them() -> None:
