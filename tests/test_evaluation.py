@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from trace_tui.core import tags
 from trace_tui.core.client import MlflowClient
 from trace_tui.demo.fake_judge import run_in_thread
 from trace_tui.demo.traffic import plan_request, plan_to_otlp_spans, post_otlp
@@ -114,7 +115,11 @@ def cli(*args: str, uri: str, timeout: float = 240) -> subprocess.CompletedProce
 
 async def policy_traces(uri: str, exp: str, policy: str):
     async with MlflowClient(uri) as client:
-        return await client.search_traces([exp], filter_string=queue.queue_filter(policy))
+        return await queue.search_policy_traces(client, [exp], policy)
+
+
+def state_of(info, policy: str) -> str | None:
+    return queue.queue_state(info.tags, policy)
 
 
 def verdict_counts(infos, policy: str) -> Counter:
@@ -152,7 +157,7 @@ async def test_sample_eval_report_end_to_end(mlflow_uri: str, fresh_experiment, 
 
     infos = await policy_traces(mlflow_uri, exp, name)
     assert len(infos) == stats["selected"]
-    assert all(i.tags[queue.QUEUE] == queue.DONE for i in infos)
+    assert all(state_of(i, name) == queue.DONE for i in infos)
     counts = verdict_counts(infos, name)
     assert set(counts.values()) == {1} and len(counts) == 2 * len(infos)
     for info in infos:
@@ -160,7 +165,7 @@ async def test_sample_eval_report_end_to_end(mlflow_uri: str, fresh_experiment, 
         quality = verdicts["quality"]
         assert quality.value is truth[info.trace_id]  # the judge read the marker
         assert quality.source_type == "LLM_JUDGE"
-        assert quality.metadata[queue.STRATUM] == info.tags[queue.STRATUM]
+        assert quality.metadata[queue.STRATUM] == info.tags[tags.stratum_tag(name)]
         p = float(quality.metadata[queue.PROBABILITY])
         assert 0 < p <= 1 and float(quality.metadata[queue.WEIGHT]) == pytest.approx(1 / p)
         assert quality.metadata["judge_model"] == "openai:/fake-judge"
@@ -207,7 +212,7 @@ async def test_killed_worker_never_writes_a_verdict_twice(mlflow_uri: str, fresh
         stop()
     infos = await policy_traces(mlflow_uri, exp, name)
     counts = verdict_counts(infos, name)
-    assert len(infos) == 60 and all(i.tags[queue.QUEUE] == queue.DONE for i in infos)
+    assert len(infos) == 60 and all(state_of(i, name) == queue.DONE for i in infos)
     assert len(counts) == 120 and set(counts.values()) == {1}
 
 
@@ -239,9 +244,9 @@ async def test_unreachable_judge_marks_traces_failed_with_the_error(
               uri=mlflow_uri)
     assert out.returncode == 1
     infos = await policy_traces(mlflow_uri, exp, name)
-    assert all(i.tags[queue.QUEUE] == queue.FAILED for i in infos)
-    assert all("quality" in i.tags[queue.ERROR] and "\n" not in i.tags[queue.ERROR]
-               for i in infos)
+    assert all(state_of(i, name) == queue.FAILED for i in infos)
+    error = tags.error_tag(name)
+    assert all("quality" in i.tags[error] and "\n" not in i.tags[error] for i in infos)
     assert not verdict_counts(infos, name)
 
 
@@ -257,3 +262,18 @@ def test_bad_policy_is_one_clear_line(mlflow_uri: str, tmp_path: Path) -> None:
     syntax.write_text('name = "x"\n[[policy]\n')
     out = cli("eval", "--policy", str(syntax), uri=mlflow_uri)
     assert out.returncode == 2 and "line 2" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_eval_that_leaves_traces_failed_exits_1_with_the_counts(
+        mlflow_uri: str, fresh_experiment, flaky_judge_url, tmp_path: Path) -> None:
+    _, exp = fresh_experiment
+    seed_known_population(mlflow_uri, exp, 20, seed=8)
+    policy_file = tmp_path / "policy.toml"
+    name = write_policy(policy_file, exp, flaky_judge_url, rate=1.0, judges="quality")
+    assert cli("sample", "--policy", str(policy_file), uri=mlflow_uri).returncode == 0
+    out = cli("eval", "--policy", str(policy_file), "--attempts", "1", uri=mlflow_uri)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["done"] > 0 and summary["failed"] > 0  # some finished, some did not
+    assert out.returncode == 1
+    states = Counter(state_of(i, name) for i in await policy_traces(mlflow_uri, exp, name))
+    assert states == {queue.DONE: summary["done"], queue.FAILED: summary["failed"]}

@@ -71,5 +71,5 @@ async def test_sample_then_judge_from_the_explorer(mlflow_uri, fresh_experiment,
     finally:
         stop()
     infos = await policy_traces(mlflow_uri, exp, policy)
-    assert infos and all(i.tags[queue.QUEUE] == queue.DONE for i in infos)
+    assert infos and all(queue.queue_state(i.tags, policy) == queue.DONE for i in infos)
     assert set(verdict_counts(infos, policy).values()) == {1}

@@ -451,6 +451,11 @@ class MlflowClient:
         await self._request("POST", "/api/2.0/mlflow/runs/set-tag",
                             body={"run_id": run_id, "key": key, "value": value})
 
+    async def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Several run tags in one ``runs/log-batch`` call (at most 100; idempotent)."""
+        await self._request("POST", "/api/2.0/mlflow/runs/log-batch", body={
+            "run_id": run_id, "tags": [{"key": k, "value": v} for k, v in tags.items()]})
+
     async def upload_artifact(self, run_id: str, path: str, content: bytes) -> None:
         """Write a run artifact through the server's artifact proxy (``--serve-artifacts``)."""
         url = f"{self.tracking_uri}{await self._artifact_path(run_id, path)}"

@@ -232,9 +232,16 @@ QUEUE_BADGES = {"queued": "Q", "done": "J", "failed": "F"}
 
 
 def queue_badge(tags: Mapping[str, str]) -> str:
-    """Where a sampled trace stands in the judge queue: ``Q`` queued, ``J`` judged, ``F``
-    failed; empty when no policy sampled it (tag ``trace_tui.queue``)."""
-    return QUEUE_BADGES.get(tags.get("trace_tui.queue", ""), "")
+    """Where a sampled trace stands in the judge queues: ``Q`` queued, ``J`` judged, ``F``
+    failed; empty when no policy sampled it. With several policies the one needing attention
+    wins: failed, then queued (tags ``trace_tui.queue.<policy>``, legacy ``trace_tui.queue``)."""
+    from trace_tui.core.tags import queue_states
+
+    states = set(queue_states(tags).values())
+    for state in ("failed", "queued", "done"):
+        if state in states:
+            return QUEUE_BADGES[state]
+    return ""
 
 
 def list_badges(tags: Mapping[str, str], assessments: Iterable[Assessment]) -> str:

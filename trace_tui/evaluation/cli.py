@@ -197,9 +197,10 @@ def run_eval(args: argparse.Namespace) -> int:
             max_traces=args.max_traces, max_tokens=args.max_tokens, max_usd=args.max_usd)
         progress = Progress(sys.stderr if sys.stderr.isatty() else None, sys.stdout)
         _stop_on_signals(loop.stop)
-        summary = await loop.evaluate(options, on_outcome=progress.update)
+        summary = await loop.evaluate(options, on_outcome=progress.update,
+                                      on_connection=progress.connection)
         progress.finish(summary)
-        return 1 if summary.failed and not summary.done else 0
+        return 1 if summary.failed else 0  # any trace left failed: the summary counts them
 
     return _run(args, body)
 

@@ -75,29 +75,33 @@ class JudgeLoop:
         runner = sampling.SampleRunner(
             self.client, self.policy, self.experiment_ids, run_id, state, replica,
             since_ms=int((time.time() - since_s) * 1000))
-        judged = await self.client.search_traces(
-            self.experiment_ids, filter_string=queue.queue_filter(self.policy.name, queue.DONE))
-        sampling.feed_outcomes(runner.sampler, judged, self.policy.name)
+        judged = await self.policy_traces(queue.DONE)
+        sampling.feed_outcomes(runner.sampler, judged, self.policy.name,
+                               [j.name for j in self.policy.judges])
         return runner
+
+    async def policy_traces(self, state: str | None = None) -> list[Any]:
+        """This policy's sampled traces (its own tags and legacy ones), ``state`` only if set."""
+        return await queue.search_policy_traces(self.client, self.experiment_ids,
+                                                self.policy.name, state)
 
     async def sample_once(self, since_s: float = 86_400) -> sampling.SampleStats:
         return await (await self.runner(since_s)).run_once()
 
     async def queue_counts(self) -> QueueCounts:
-        infos = await self.client.search_traces(
-            self.experiment_ids, filter_string=queue.queue_filter(self.policy.name))
         counts = QueueCounts()
-        for info in infos:
-            state = info.tags.get(queue.QUEUE, "")
+        for info in await self.policy_traces():
+            state = queue.queue_state(info.tags, self.policy.name) or ""
             if hasattr(counts, state):
                 setattr(counts, state, getattr(counts, state) + 1)
         return counts
 
     async def requeue_failed(self) -> int:
-        failed = await self.client.search_traces(
-            self.experiment_ids, filter_string=queue.queue_filter(self.policy.name, queue.FAILED))
+        failed = await self.policy_traces(queue.FAILED)
         for info in failed:
-            await self.client.set_trace_tag(info.trace_id, queue.QUEUE, queue.QUEUED)
+            await self.client.set_trace_tag(info.trace_id,
+                                            queue.state_tag(info.tags, self.policy.name),
+                                            queue.QUEUED)
         return len(failed)
 
     async def judges(self) -> dict[str, Any]:
@@ -105,14 +109,18 @@ class JudgeLoop:
         if self._judges is None:
             from trace_tui.evaluation.worker import load_judges
 
-            self._judges = await asyncio.to_thread(load_judges, self.policy.judges)
+            judges: dict[str, Any] = await asyncio.to_thread(load_judges, self.policy.judges)
+            self._judges = judges
+            return judges
         return self._judges
 
     async def evaluate(self, options: EvalOptions,
                        on_outcome: Callable[[TraceOutcome, EvalSummary, int], None] | None = None,
+                       on_connection: Callable[[str, str], None] | None = None,
                        ) -> EvalSummary:
         self.worker = EvalWorker(self.client, self.policy, await self.judges(),
-                                 self.experiment_ids, options, on_outcome=on_outcome)
+                                 self.experiment_ids, options, on_outcome=on_outcome,
+                                 on_connection=on_connection)
         try:
             return await self.worker.run()
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any, TextIO
 
@@ -34,6 +35,14 @@ class Progress:
         self.tty.write(f"\r{bar} {finished}/{total}  done {summary.done}  failed "
                        f"{summary.failed}  {rate:5.1f} traces/s  ETA {_clock(eta)}  ")
         self.tty.flush()
+
+    def connection(self, state: str, detail: str) -> None:
+        """Follow mode lost or regained the server: one line on stderr, as `traces tail`."""
+        line = f"{detail}; reconnecting" if state == "reconnecting" else state
+        if self.tty is not None:
+            self.tty.write("\n")
+        sys.stderr.write(f"trace-tui: {line}\n")
+        sys.stderr.flush()
 
     def finish(self, summary: EvalSummary) -> None:
         if self.tty is not None:

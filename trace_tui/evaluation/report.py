@@ -39,18 +39,21 @@ class PolicyReport:
         return "\n".join(lines) if lines else "no judge verdicts yet"
 
 
-def outcomes_from(infos: Sequence[TraceInfo], policy: str) -> list[JudgedOutcome]:
-    """One JudgedOutcome per verdict this policy wrote, with its judge's own probability."""
+def outcomes_from(infos: Sequence[TraceInfo], policy: str,
+                  judges: Sequence[str]) -> list[JudgedOutcome]:
+    """One JudgedOutcome per (trace of this policy's sample, judge of the policy) with a
+    verdict, whichever policy wrote it, weighted by this policy's own inclusion probability."""
     out = []
     for info in infos:
-        facts = queue.SampleFacts.from_tags(info.tags)
-        if facts is None or facts.policy != policy:
+        facts = queue.SampleFacts.from_tags(info.tags, policy)
+        if facts is None:
             continue
-        for a in info.assessments:
-            if a.metadata.get(queue.POLICY) != policy or a.error is not None:
+        for judge in (facts.judges or judges):  # the judges the rule chose, else all
+            verdict = queue.verdict_of(info, judge)
+            if verdict is None:
                 continue
-            p = facts.judges.get(a.name, facts.probability)
-            out.append(JudgedOutcome(info.trace_id, a.name, facts.stratum, a.value, p,
+            p = facts.judges.get(judge, facts.probability)
+            out.append(JudgedOutcome(info.trace_id, judge, facts.stratum, verdict.value, p,
                                      facts.window_start_ms))
     return out
 
@@ -67,9 +70,8 @@ async def build_report(client: MlflowClient, policy: Policy,
     if counts is None:
         raise ConfigError(f"no population counts for policy {policy.name!r} yet: run "
                           f"`trace-tui sample --policy <file>` first")
-    infos = await client.search_traces(experiment_ids,
-                                       filter_string=queue.queue_filter(policy.name))
-    outcomes = outcomes_from(infos, policy.name)
+    infos = await queue.search_policy_traces(client, experiment_ids, policy.name)
+    outcomes = outcomes_from(infos, policy.name, [j.name for j in policy.judges])
     est = estimate(outcomes, counts, confidence=policy.estimation.confidence,
                    method=policy.estimation.interval, small_n=policy.estimation.small_n,
                    mc_draws=policy.estimation.mc_draws, seed=policy.estimation.seed)

@@ -1,21 +1,28 @@
 """`trace-tui sample`: run a policy over an experiment's traces and queue the selected ones.
 
-Durable state lives in MLflow, in one run per policy (``policy:<name>``): an artifact
-``state-<replica>.json`` with the population counts (every decision, drops included), the
-cursor and the ids decided near it. A restarted sampler resumes from it without counting a
+Durable state lives in MLflow, in one run per policy (``policy:<name>``): run tags (written
+through the tracking REST API, so every server layout holds them, whatever its artifact
+store) with the population counts (every decision, drops included), the cursor and the ids
+decided near it. State saved as a ``state-<replica>.json`` artifact by earlier versions is
+still read. A restarted sampler resumes from it without counting a
 trace twice; samplers sharing a replica id decide identically, so their saves agree.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from samplers import Decision, Policy, PopulationCounts, Sampler, TraceRecord
 from trace_tui.core.client import MlflowClient
+from trace_tui.core.errors import ConfigError, MlflowApiError
 from trace_tui.core.model import TraceInfo
 from trace_tui.core.stream import LiveStream
 from trace_tui.evaluation import queue
@@ -71,7 +78,7 @@ async def records_for(client: MlflowClient, policy: Policy,
 
 @dataclass
 class PolicyState:
-    """Counts + cursor of one sampler replica, stored as a run artifact."""
+    """Counts + cursor of one sampler replica, stored in the policy's run."""
 
     counts: PopulationCounts
     cursor_ms: int | None = None
@@ -102,7 +109,10 @@ async def policy_run(client: MlflowClient, experiment_id: str, policy: Policy) -
 
 async def load_state(client: MlflowClient, run_id: str, policy: Policy,
                      replica: str) -> PolicyState:
-    raw = await client.download_artifact(run_id, f"state-{replica}.json")
+    run = await client.get_run(run_id)
+    raw = read_state_tags(run_tags(run), replica)
+    if raw is None:
+        raw = await _legacy_artifact(client, run_id, replica)
     if raw is None:
         return PolicyState(PopulationCounts(policy.budget.window_ms, replica))
     return PolicyState.from_json(raw, replica)
@@ -110,26 +120,91 @@ async def load_state(client: MlflowClient, run_id: str, policy: Policy,
 
 async def save_state(client: MlflowClient, run_id: str, replica: str,
                      state: PolicyState) -> None:
-    await client.upload_artifact(run_id, f"state-{replica}.json", state.to_json())
+    """Write the state as run tags (every server holds them: no artifact store involved)."""
     run = await client.get_run(run_id)
-    tags = {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
-    replicas = set(filter(None, tags.get(REPLICAS_TAG, "").split(",")))
-    if replica not in replicas:
-        await client.set_run_tag(run_id, REPLICAS_TAG, ",".join(sorted(replicas | {replica})))
+    for batch in state_tag_batches(run_tags(run), replica, state.to_json()):
+        await client.set_run_tags(run_id, batch)
 
 
 async def load_all_counts(client: MlflowClient, run_id: str) -> PopulationCounts | None:
     """Every replica's counts, merged (what the report estimates from)."""
-    run = await client.get_run(run_id)
-    tags = {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
+    tags = run_tags(await client.get_run(run_id))
+    replicas = {json.loads(v).get("replica", "") for k, v in tags.items()
+                if k.startswith(STATE_PREFIX) and k.count(".") == STATE_PREFIX.count(".")}
+    replicas |= set(filter(None, tags.get(REPLICAS_TAG, "").split(",")))
     merged: PopulationCounts | None = None
-    for replica in filter(None, tags.get(REPLICAS_TAG, "").split(",")):
-        raw = await client.download_artifact(run_id, f"state-{replica}.json")
+    for replica in sorted(replicas):
+        raw = read_state_tags(tags, replica)
+        if raw is None:
+            raw = await _legacy_artifact(client, run_id, replica)
         if raw is None:
             continue
         counts = PolicyState.from_json(raw, replica).counts
         merged = counts if merged is None else merged.merge(counts)
     return merged
+
+
+# The state as run tags. ``trace_tui.state.<replica>`` is the head: JSON naming the slot, the
+# number of chunks and their checksum; the chunks (zlib + base64, cut below MLflow's 8000-char
+# tag value limit, which the server truncates to silently) sit in ``...<replica>.<slot>.<i>``.
+# Two slots alternate: the new chunks go to the slot the head does not name, and the head
+# moves last, so a reader sees either the old state or the new one, never a mix.
+STATE_PREFIX = "trace_tui.state."
+CHUNK_CHARS = 7000
+TAGS_PER_CALL = 100  # MLflow's limit per runs/log-batch
+
+
+def run_tags(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
+
+
+def _replica_key(replica: str) -> str:
+    from trace_tui.core.tags import policy_key
+
+    return STATE_PREFIX + policy_key(replica)
+
+
+def read_state_tags(tags: dict[str, str], replica: str) -> bytes | None:
+    head_raw = tags.get(_replica_key(replica))
+    if head_raw is None:
+        return None
+    head = json.loads(head_raw)
+    base = f"{_replica_key(replica)}.{head['slot']}."
+    text = "".join(tags.get(f"{base}{i}", "") for i in range(int(head["chunks"])))
+    if hashlib.sha256(text.encode()).hexdigest() != head["sha256"]:
+        raise ConfigError(f"the saved sampler state of replica {replica!r} is damaged "
+                          f"(checksum mismatch in run tags {base}*)")
+    return zlib.decompress(base64.b64decode(text))
+
+
+def state_tag_batches(current: dict[str, str], replica: str,
+                      raw: bytes) -> list[dict[str, str]]:
+    """The log-batch calls that save ``raw``: the chunks first, the head in the last call."""
+    key = _replica_key(replica)
+    old = json.loads(current[key]) if key in current else None
+    slot = "b" if old is not None and old.get("slot") == "a" else "a"
+    text = base64.b64encode(zlib.compress(raw, 6)).decode()
+    chunks = [text[i:i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+    tags = {f"{key}.{slot}.{i}": c for i, c in enumerate(chunks)}
+    head = json.dumps({"replica": replica, "slot": slot, "chunks": len(chunks),
+                       "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                       "saved_ms": int(time.time() * 1000)}, separators=(",", ":"))
+    items = list(tags.items())
+    batches = [dict(items[i:i + TAGS_PER_CALL]) for i in range(0, len(items), TAGS_PER_CALL)]
+    if len(batches[-1]) < TAGS_PER_CALL:
+        batches[-1][key] = head  # one call for the usual small state; the head goes last
+    else:
+        batches.append({key: head})
+    return batches
+
+
+async def _legacy_artifact(client: MlflowClient, run_id: str, replica: str) -> bytes | None:
+    """State saved by earlier versions as ``state-<replica>.json``, where the server serves
+    artifacts; on other layouts there never was one."""
+    try:
+        return await client.download_artifact(run_id, f"state-{replica}.json")
+    except MlflowApiError:
+        return None
 
 
 # --------------------------------------------------------------------------- the sampler loop
@@ -178,7 +253,7 @@ class SampleRunner:
             if not decision.selected:
                 continue
             self.stats.selected += 1
-            if by_id[decision.trace_id].tags.get(queue.POLICY) == self.policy.name:
+            if queue.queue_state(by_id[decision.trace_id].tags, self.policy.name):
                 continue  # queued before (a restart, or another sampler): keep its state
             writes.append(self.tag(decision))
         results = await asyncio.gather(*writes)
@@ -194,12 +269,13 @@ class SampleRunner:
             window_start_ms=decision.window_start_ms, judges=dict(decision.judges),
             policy_version=self.policy.version)
         tags = facts.tags()
-        state = tags.pop(queue.QUEUE)
+        state_key = next(reversed(tags))
+        state = tags.pop(state_key)
         async with self._writes:
             await asyncio.gather(*(self.client.set_trace_tag(decision.trace_id, k, v)
                                    for k, v in tags.items()))
             # The queue state goes last: a trace is only 'queued' once its facts are there.
-            await self.client.set_trace_tag(decision.trace_id, queue.QUEUE, state)
+            await self.client.set_trace_tag(decision.trace_id, state_key, state)
         return 1
 
     async def checkpoint(self) -> None:
@@ -239,15 +315,17 @@ class SampleRunner:
         return self.stats
 
 
-def feed_outcomes(sampler: Sampler, infos: Iterable[TraceInfo], policy: str) -> int:
+def feed_outcomes(sampler: Sampler, infos: Iterable[TraceInfo], policy: str,
+                  judges: Iterable[str]) -> int:
     """Past verdicts -> the sampler's Neyman variances (they only shape later windows)."""
     fed = 0
     for info in infos:
-        facts = queue.SampleFacts.from_tags(info.tags)
+        facts = queue.SampleFacts.from_tags(info.tags, policy)
         if facts is None or facts.window_start_ms is None:
             continue
-        for assessment in info.assessments:
-            if assessment.metadata.get(queue.POLICY) == policy and assessment.error is None:
-                fed += sampler.observe_outcome(facts.stratum, assessment.name, assessment.value,
+        for judge in judges:
+            verdict = queue.verdict_of(info, judge)
+            if verdict is not None:
+                fed += sampler.observe_outcome(facts.stratum, judge, verdict.value,
                                                facts.window_start_ms)
     return fed

@@ -6,6 +6,11 @@ policy's name) already exists; the trace is marked done only after every verdict
 A crash between the two leaves the trace queued, and the next run only finishes the tag.
 Judge calls are bounded (no MLflow-internal retry storms); transient failures are retried
 here with backoff, and a trace that keeps failing is marked failed with the error.
+
+Budgets are limits: a trace's judge calls start only once the budget is reserved for them
+(the trace itself, and each call's estimated tokens and dollars: the mean of that judge's
+calls so far). The overshoot is at most what the calls already in flight use beyond their
+estimates. With ``follow``, an unreachable server is waited for, never a reason to exit.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import functools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +29,9 @@ from trace_tui.core.client import MlflowClient
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
 from trace_tui.evaluation import queue
+from trace_tui.evaluation.budget import Budget
+
+NOT_STARTED = "not_started"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class EvalOptions:
     max_traces: int | None = None
     max_tokens: int | None = None
     max_usd: float | None = None
+    reconnect_max_s: float = 15.0  # longest wait between two checks of a lost server
 
 
 @dataclass
@@ -66,7 +75,7 @@ class TraceOutcome:
     """What happened to one queued trace (one progress event)."""
 
     trace_id: str
-    state: str  # done | failed | skipped
+    state: str  # done | failed | skipped | not_started (the budget ran out first)
     verdicts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     retries: int = 0
@@ -93,6 +102,7 @@ class EvalWorker:
     def __init__(self, client: MlflowClient, policy: Any, judges: dict[str, LoadedJudge],
                  experiment_ids: Sequence[str], options: EvalOptions,
                  on_outcome: Callable[[TraceOutcome, EvalSummary, int], None] | None = None,
+                 on_connection: Callable[[str, str], None] | None = None,
                  ) -> None:
         self.client = client
         self.policy = policy
@@ -100,7 +110,9 @@ class EvalWorker:
         self.experiment_ids = list(experiment_ids)
         self.options = options
         self.on_outcome = on_outcome
+        self.on_connection = on_connection
         self.summary = EvalSummary()
+        self.budget = Budget(options)
         self._stop = asyncio.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                                         thread_name_prefix="judge")
@@ -111,9 +123,8 @@ class EvalWorker:
 
     async def queued(self) -> list[TraceInfo]:
         """This shard's queued traces, oldest first."""
-        infos = await self.client.search_traces(
-            self.experiment_ids, filter_string=queue.queue_filter(self.policy.name, queue.QUEUED),
-            order_by=["timestamp_ms ASC"])
+        infos = await queue.search_policy_traces(self.client, self.experiment_ids,
+                                                 self.policy.name, queue.QUEUED)
         o = self.options
         return [i for i in infos if queue.in_shard(i.trace_id, o.shard, o.shards)]
 
@@ -121,9 +132,15 @@ class EvalWorker:
         started = time.monotonic()
         try:
             while not self._stop.is_set():
-                batch = await self.queued()
-                if batch:
-                    await self._drain(batch)
+                try:
+                    batch = await self.queued()
+                    if batch:
+                        await self._drain(batch)
+                except MlflowUnavailableError as exc:
+                    if not self.options.follow:
+                        raise
+                    await self._wait_for_server(str(exc))
+                    continue
                 if not self.options.follow or self.summary.stopped_by_budget:
                     break
                 with contextlib.suppress(TimeoutError):
@@ -133,6 +150,20 @@ class EvalWorker:
             self._pool.shutdown(wait=False, cancel_futures=True)
         return self.summary
 
+    async def _wait_for_server(self, error: str) -> None:
+        """Follow mode: report the loss, poll /health with backoff until it answers."""
+        if self.on_connection is not None:
+            self.on_connection("reconnecting", error)
+        delay = 0.5
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            if await self.client.health():
+                if self.on_connection is not None:
+                    self.on_connection("reconnected", "")
+                return
+            delay = min(self.options.reconnect_max_s, delay * 2)
+
     async def _drain(self, batch: list[TraceInfo]) -> None:
         """Fetch the batch in chunks (one batchGet each, fresh tags and assessments included)
         and judge as chunks arrive; judge calls in flight stay within ``concurrency``."""
@@ -141,36 +172,27 @@ class EvalWorker:
         chunks = [batch[i:i + chunk] for i in range(0, total, chunk)]
         fetch_ahead = asyncio.Semaphore(2 + self.options.concurrency // chunk)
 
+        def halted() -> bool:
+            return self._stop.is_set() or self.summary.stopped_by_budget is not None
+
         async def one(payload: dict[str, Any]) -> None:
-            if self._stop.is_set() or self._over_budget():
+            if halted():
                 return
             outcome = await self.evaluate_payload(payload)
+            if outcome.state == NOT_STARTED:
+                return
             self._account(outcome)
             if self.on_outcome is not None:
                 self.on_outcome(outcome, self.summary, total)
 
         async def run_chunk(infos: list[TraceInfo]) -> None:
             async with fetch_ahead:
-                if self._stop.is_set() or self._over_budget():
+                if halted():
                     return
                 payloads = await self.client.batch_get_raw([i.trace_id for i in infos])
-                await asyncio.gather(*(one(p) for p in payloads))
+                await _all(one(p) for p in payloads)
 
-        await asyncio.gather(*(run_chunk(c) for c in chunks))
-
-    def _over_budget(self) -> bool:
-        o, s = self.options, self.summary
-        done = s.done + s.failed
-        reason = None
-        if o.max_traces is not None and done >= o.max_traces:
-            reason = f"max_traces={o.max_traces}"
-        elif o.max_tokens is not None and s.tokens >= o.max_tokens:
-            reason = f"max_tokens={o.max_tokens}"
-        elif o.max_usd is not None and s.cost_usd >= o.max_usd:
-            reason = f"max_usd={o.max_usd}"
-        if reason:
-            s.stopped_by_budget = reason
-        return reason is not None
+        await _all(run_chunk(c) for c in chunks)
 
     def _account(self, outcome: TraceOutcome) -> None:
         s = self.summary
@@ -194,18 +216,33 @@ class EvalWorker:
         name = self.policy.name
         info = TraceInfo.from_json(payload["trace_info"])
         trace_id = info.trace_id
-        if info.tags.get(queue.QUEUE) != queue.QUEUED or info.tags.get(queue.POLICY) != name:
+        if queue.queue_state(info.tags, name) != queue.QUEUED:
             return TraceOutcome(trace_id, "skipped")
-        facts = queue.SampleFacts.from_tags(info.tags)
+        facts = queue.SampleFacts.from_tags(info.tags, name)
+        wanted = (list(facts.judges) or list(self.judges)) if facts is not None else []
+        unknown = sorted(set(wanted) - set(self.judges))
+        # Verdicts are shared: a judge another policy already ran on this trace is not rerun.
+        pending = [] if unknown else [j for j in wanted if queue.verdict_of(info, j) is None]
+        reservation = await self.budget.reserve(pending)
+        if reservation is None:
+            self.summary.stopped_by_budget = self.budget.reason
+            return TraceOutcome(trace_id, NOT_STARTED)
+        try:
+            return await self._evaluate_reserved(payload, info, facts, unknown, pending)
+        finally:
+            self.budget.release(reservation)
+
+    async def _evaluate_reserved(self, payload: dict[str, Any], info: TraceInfo,
+                                 facts: queue.SampleFacts | None, unknown: list[str],
+                                 pending: list[str]) -> TraceOutcome:
+        trace_id = info.trace_id
         if facts is None:
             return await self._fail(info, TraceOutcome(trace_id, queue.FAILED),
-                                    f"sampling tags missing or unreadable ({queue.SAMPLE})")
-        wanted = list(facts.judges) or list(self.judges)
-        unknown = sorted(set(wanted) - set(self.judges))
+                                    "sampling tags missing or unreadable "
+                                    f"({queue.state_tag(info.tags, self.policy.name)})")
         if unknown:
             return await self._fail(info, TraceOutcome(trace_id, queue.FAILED),
                                     f"judges not in the policy: {', '.join(unknown)}")
-        pending = [j for j in wanted if queue.verdict_of(info, name, j) is None]
         outcome = TraceOutcome(trace_id, queue.DONE)
         if pending:
             try:
@@ -221,9 +258,10 @@ class EvalWorker:
             errors = [e for e in results if e]
             if errors:
                 return await self._fail(info, outcome, "; ".join(errors))
-        await self.client.set_trace_tag(trace_id, queue.QUEUE, queue.DONE)
-        if queue.ERROR in info.tags:
-            await self.client.delete_trace_tag(trace_id, queue.ERROR)
+        name = self.policy.name
+        await self.client.set_trace_tag(trace_id, queue.state_tag(info.tags, name), queue.DONE)
+        if queue.error_tag(info.tags, name) in info.tags:
+            await self.client.delete_trace_tag(trace_id, queue.error_tag(info.tags, name))
         return outcome
 
     async def _judge_once(self, info: TraceInfo, facts: queue.SampleFacts, trace: Any,
@@ -242,8 +280,10 @@ class EvalWorker:
                 await asyncio.sleep(delay * (0.5 + random.random()))
             async with self._judge_gate:
                 verdict = await loop.run_in_executor(self._pool, call)
-            outcome.tokens += (verdict.input_tokens or 0) + (verdict.output_tokens or 0)
+            tokens = (verdict.input_tokens or 0) + (verdict.output_tokens or 0)
+            outcome.tokens += tokens
             outcome.cost_usd += verdict.cost_usd or 0.0
+            self.budget.spend(judge.name, tokens, verdict.cost_usd or 0.0)
             if verdict.ok or not verdict.retryable:
                 break
         assert verdict is not None
@@ -256,17 +296,21 @@ class EvalWorker:
             await self.client.create_assessment(
                 info.trace_id, judge.name, _json_value(verdict.value), source_type="LLM_JUDGE",
                 source_id=judge.model, rationale=verdict.rationale, metadata=metadata)
-        except (MlflowApiError, MlflowUnavailableError) as exc:
+        except MlflowApiError as exc:
             # Unknown whether it landed: the next run re-reads the trace before judging again.
             return f"{judge.name}: verdict not written ({exc})"
+        # MlflowUnavailableError propagates: the trace stays queued for the next pass.
         outcome.verdicts[judge.name] = verdict.value
         return None
 
     async def _fail(self, info: TraceInfo, outcome: TraceOutcome, error: str) -> TraceOutcome:
         outcome.state = queue.FAILED
         outcome.error = error
-        await self.client.set_trace_tag(info.trace_id, queue.ERROR, error[:4000])
-        await self.client.set_trace_tag(info.trace_id, queue.QUEUE, queue.FAILED)
+        name = self.policy.name
+        await self.client.set_trace_tag(info.trace_id, queue.error_tag(info.tags, name),
+                                        error[:4000])
+        await self.client.set_trace_tag(info.trace_id, queue.state_tag(info.tags, name),
+                                        queue.FAILED)
         return outcome
 
 
@@ -274,3 +318,24 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     return str(value)
+
+
+async def _all(coros: Iterable[Awaitable[None]]) -> None:
+    """Run concurrently; on the first error cancel the rest and raise that error itself
+    (an unreachable server first: follow mode waits for it)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)  # type: ignore[arg-type]
+    except BaseExceptionGroup as errors:
+        leaves = list(_leaves(errors))
+        raise next((e for e in leaves if isinstance(e, MlflowUnavailableError)),
+                   leaves[0]) from None
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
