@@ -15,9 +15,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog
 
 from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.render import is_pass
 from trace_tui.core.text import safe_text
 from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.screens.sampling import back_to_list
 from trace_tui.tui.widgets.safe import SafeStatic
+from trace_tui.tui.widgets.span_detail import FAIL_CHIP, PASS_CHIP
 
 if TYPE_CHECKING:
     from trace_tui.evaluation.worker import TraceOutcome
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 
 class EvaluationScreen(Screen[None]):
     """Queue, worker, verdicts, report."""
+
+    JUDGE_SCREEN = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="evaluation.back"),
@@ -46,6 +51,9 @@ class EvaluationScreen(Screen[None]):
         super().__init__()
         self.console = console
         self._shown = 0
+        self.report_message = ""
+        self._sampling_seen = self._sampling_state()
+        self._was_running = console.running
 
     @property
     def tapp(self) -> TraceExplorerApp:
@@ -79,7 +87,7 @@ class EvaluationScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        back_to_list(self)
 
     def action_toggle_worker(self) -> None:
         if self.console.loop is None:
@@ -116,9 +124,15 @@ class EvaluationScreen(Screen[None]):
             await self.console.refresh_report()
         except TraceTuiError as exc:
             self.query_one("#report", DataTable).clear()
+            progress = self.console.sampling
+            message = (progress.describe() + ": the report follows when it is saved"
+                       if progress is not None and progress.running else str(exc))
+            self.report_message = message
             self.query_one("#report", DataTable).border_subtitle = Text(
-                safe_text(str(exc)[:120]))  # a str title is markup
+                safe_text(message[:120]))  # a str title is markup
             return
+        self.report_message = ""
+        self.query_one("#report", DataTable).border_subtitle = ""
         self._show_report()
 
     @work(exclusive=True, group="evaluation")
@@ -132,18 +146,38 @@ class EvaluationScreen(Screen[None]):
     # ------------------------------------------------------------------ rendering
 
     def _tick(self) -> None:
-        fresh = len(self.console.recent) - self._shown
-        for outcome in list(self.console.recent)[:max(0, fresh)][::-1]:
+        c = self.console
+        fresh = len(c.recent) - self._shown
+        for outcome in list(c.recent)[:max(0, fresh)][::-1]:
             self._log(outcome)
-        self._shown = len(self.console.recent)
+        self._shown = len(c.recent)
         self._show_status()
+        state = self._sampling_state()
+        sampled = state != self._sampling_seen and state is not None and not state[1]
+        self._sampling_seen = state
+        stopped = self._was_running and not c.running
+        self._was_running = c.running
+        if c.loop is not None and (sampled or stopped):
+            self.refresh_all()  # new counts (and a report) from the server
+        elif c.sampling is not None and c.sampling.running and self.report_message:
+            self.query_one("#report", DataTable).border_subtitle = Text(
+                safe_text(c.sampling.describe()[:120]))
+
+    def _sampling_state(self) -> tuple[int, bool] | None:
+        progress = self.console.sampling
+        return (id(progress), progress.running) if progress is not None else None
 
     def _log(self, outcome: TraceOutcome) -> None:
-        verdicts = " ".join(f"{k}={v}" for k, v in outcome.verdicts.items())
-        line = f"{outcome.trace_id}  {outcome.state:<7} {verdicts}"
+        line = Text(safe_text(f"{outcome.trace_id}  {outcome.state:<7}"))
+        for name, value in outcome.verdicts.items():
+            verdict = is_pass(value)
+            line.append(" " + safe_text(name) + " ")
+            style = "" if verdict is None else PASS_CHIP if verdict else FAIL_CHIP
+            mark = "" if verdict is None else "✓ " if verdict else "✗ "
+            line.append(f"{mark}{safe_text(value)}", style=style)
         if outcome.error:
-            line += f"  {outcome.error[:80]}"
-        self.query_one("#verdicts", RichLog).write(Text(safe_text(line)))
+            line.append("  " + safe_text(outcome.error[:80]), style="red")
+        self.query_one("#verdicts", RichLog).write(line)
 
     def _show_status(self) -> None:
         c = self.console
@@ -163,7 +197,10 @@ class EvaluationScreen(Screen[None]):
             worker = f"worker: idle (last run judged {s.done}, failed {s.failed})"
         else:
             worker = "worker: idle (r to start)"
-        self.query_one("#eval-status", SafeStatic).update(f"{queue}\n{worker}")
+        lines = [queue, worker]
+        if c.sampling is not None and c.sampling.running:
+            lines.append(c.sampling.describe())
+        self.query_one("#eval-status", SafeStatic).update("\n".join(lines))
 
     def _show_report(self) -> None:
         table = self.query_one("#report", DataTable)

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Input
 
 from trace_tui.core.errors import TraceTuiError
 from trace_tui.core.text import safe_text
-from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.console import JudgeConsole, SampleProgress
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
@@ -27,8 +27,18 @@ COLUMNS = ("rule", "stratum", "population", "rate", "expected sample", "judge to
            "cost $")
 
 
+def back_to_list(screen: Screen[None]) -> None:
+    """esc from the sampling or evaluation screen: back to where they were opened from (the
+    list), not through every s/e visit in between."""
+    app = screen.app
+    while getattr(app.screen, "JUDGE_SCREEN", False) and len(app.screen_stack) > 1:
+        app.pop_screen()
+
+
 class SamplingScreen(Screen[None]):
     """Policy file -> dry-run table -> sample now."""
+
+    JUDGE_SCREEN = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="sampling.back"),
@@ -43,6 +53,7 @@ class SamplingScreen(Screen[None]):
     SamplingScreen #policy-path { margin: 0 1; }
     SamplingScreen #sampling-error { color: $error; padding: 0 1; height: auto; }
     SamplingScreen #sampling-totals { padding: 0 1; height: auto; }
+    SamplingScreen #sampling-progress { padding: 0 1; height: auto; color: $text-accent; }
     SamplingScreen DataTable { height: 1fr; }
     """
 
@@ -62,11 +73,14 @@ class SamplingScreen(Screen[None]):
             yield SafeStatic("", id="sampling-error")
             yield DataTable(id="strata", zebra_stripes=True, cursor_type="row")
             yield SafeStatic("", id="sampling-totals")
+            yield SafeStatic("", id="sampling-progress")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
         self._show()
+        self._show_progress()
+        self.set_interval(0.25, self._show_progress)
         if self.console.policy_path and self.console.loop is None:
             self.open_policy(self.console.policy_path)
         elif self.console.loop is not None and self.console.dry_run is None:
@@ -77,7 +91,7 @@ class SamplingScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        back_to_list(self)
 
     def action_focus_path(self) -> None:
         self.query_one("#policy-path", Input).focus()
@@ -95,7 +109,22 @@ class SamplingScreen(Screen[None]):
         if self.console.loop is None:
             self.notify("open a policy first", severity="warning")
             return
-        self.sample_now()
+        progress = self.console.sampling
+        if progress is not None and progress.running:
+            self.notify(f"already running, not restarted: {progress.describe()}",
+                        severity="warning")
+            return
+        # at app level: leaving this screen (or a dry run) does not cancel the run
+        progress = self.console.begin_sample()
+        self.app.run_worker(self._sample(progress), group="judge-sample", name="sampling run")
+        self._show_progress()
+
+    async def _sample(self, progress: SampleProgress) -> None:
+        await self.console.run_sample(progress)
+        if progress.error:
+            self.app.notify(progress.describe(), severity="error")
+        else:
+            self.app.notify(progress.describe() + " (press e for the evaluation screen)")
 
     @on(Input.Submitted, "#policy-path")
     def _open(self, event: Input.Submitted) -> None:
@@ -105,7 +134,7 @@ class SamplingScreen(Screen[None]):
 
     # ------------------------------------------------------------------ workers
 
-    @work(exclusive=True, group="sampling")
+    @work(exclusive=True, group="policy")
     async def open_policy(self, path: Path) -> None:
         try:
             await self.console.open(self.tapp.client, path)
@@ -117,7 +146,7 @@ class SamplingScreen(Screen[None]):
         self.query_one(DataTable).focus()
         await self._dry_run()
 
-    @work(exclusive=True, group="sampling")
+    @work(exclusive=True, group="policy")
     async def refresh_dry_run(self) -> None:
         await self._dry_run()
 
@@ -130,19 +159,12 @@ class SamplingScreen(Screen[None]):
             self.console.error = str(exc)
         self._show()
 
-    @work(exclusive=True, group="sampling")
-    async def sample_now(self) -> None:
-        _, seconds = self.console.window
-        try:
-            assert self.console.loop is not None
-            stats = await self.console.loop.sample_once(seconds)
-        except TraceTuiError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"decided {stats.decided} traces, selected {stats.selected}, "
-                    f"queued {stats.queued} (press e for the evaluation screen)")
-
     # ------------------------------------------------------------------ rendering
+
+    def _show_progress(self) -> None:
+        progress = self.console.sampling
+        self.query_one("#sampling-progress", SafeStatic).update(
+            progress.describe() if progress is not None else "")
 
     def _show(self) -> None:
         c = self.console
