@@ -7,18 +7,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, RichLog
+from textual.widgets import DataTable, RichLog
 
 from trace_tui.core.errors import TraceTuiError
 from trace_tui.core.render import is_pass
 from trace_tui.core.text import safe_text
 from trace_tui.tui.console import JudgeConsole
 from trace_tui.tui.screens.sampling import back_to_list
+from trace_tui.tui.widgets.key_footer import KeyFooter
 from trace_tui.tui.widgets.safe import SafeStatic
 from trace_tui.tui.widgets.span_detail import FAIL_CHIP, PASS_CHIP
 
@@ -34,9 +35,12 @@ class EvaluationScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="evaluation.back"),
-        Binding("r", "toggle_worker", "Start/stop", id="evaluation.toggle"),
+        Binding("r", "toggle_worker", "Judge on/off", id="evaluation.toggle"),
         Binding("f", "requeue_failed", "Retry failed", id="evaluation.retry_failed"),
-        Binding("R", "refresh", "Refresh report", id="evaluation.refresh"),
+        Binding("R", "refresh", "Refresh", id="evaluation.refresh"),
+        # already here: shadows the app's `e`, which would open this screen again and take
+        # room in the footer that an 80-column terminal does not have
+        Binding("e", "refresh", "Refresh", show=False, id="evaluation.e_refresh"),
     ]
 
     DEFAULT_CSS = """
@@ -45,7 +49,12 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen #eval-body { height: 1fr; }
     EvaluationScreen #verdicts { width: 2fr; border: round $primary; }
     EvaluationScreen #report { width: 3fr; border: round $primary; }
+    EvaluationScreen.narrow #eval-body { layout: vertical; }
+    EvaluationScreen.narrow #report { width: 1fr; height: 2fr; }
+    EvaluationScreen.narrow #verdicts { width: 1fr; height: 1fr; }
     """
+
+    NARROW = 120  # below this many columns the report takes the full width, verdicts below
 
     def __init__(self, console: JudgeConsole) -> None:
         super().__init__()
@@ -64,13 +73,17 @@ class EvaluationScreen(Screen[None]):
             yield SafeStatic("", id="eval-title", multiline=False)
             yield SafeStatic("", id="eval-status")
             with Horizontal(id="eval-body"):
-                yield RichLog(id="verdicts", markup=False, wrap=False, max_lines=500)
                 yield DataTable(id="report", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+                yield RichLog(id="verdicts", markup=False, wrap=False, max_lines=500)
+        yield KeyFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < self.NARROW, "narrow")
 
     def on_mount(self) -> None:
+        # the numbers first: a narrow terminal crops the long stratum names, not the estimates
         self.query_one("#report", DataTable).add_columns(
-            "judge", "stratum", "estimate", "95% interval", "judged", "population")
+            "judge", "estimate", "95% interval", "judged", "population", "stratum")
         self.query_one("#verdicts", RichLog).border_title = "recent verdicts"
         self.query_one("#report", DataTable).border_title = "report"
         for outcome in reversed(self.console.recent):
@@ -182,9 +195,7 @@ class EvaluationScreen(Screen[None]):
     def _show_status(self) -> None:
         c = self.console
         name = c.loop.policy.name if c.loop else "no policy"
-        self.query_one("#eval-title", SafeStatic).update(
-            f"Evaluation · policy {name} · r: start/stop worker · f: retry failed · "
-            "R: refresh report")
+        self.query_one("#eval-title", SafeStatic).update(f"Evaluation · policy {name}")
         if c.loop is None:
             return
         q = c.counts
@@ -209,11 +220,11 @@ class EvaluationScreen(Screen[None]):
         if report is None:
             return
         for judge in report.to_dict()["judges"]:
-            _add_row(table, judge["judge"], "(all)", _pct(judge["estimate"]),
-                     _ci(judge), str(judge["n_judged"]), f"{judge['population']:g}")
+            _add_row(table, judge["judge"], _pct(judge["estimate"]), _ci(judge),
+                     str(judge["n_judged"]), f"{judge['population']:g}", "(all)")
             for s in judge.get("strata", []):
-                _add_row(table, "", s["stratum"], _pct(s.get("estimate")), _ci(s),
-                         str(s["n_judged"]), f"{s['population']:g}")
+                _add_row(table, "", _pct(s.get("estimate")), _ci(s), str(s["n_judged"]),
+                         f"{s['population']:g}", s["stratum"])
 
 
 def _add_row(table: DataTable[Text], *cells: object) -> None:
@@ -222,7 +233,7 @@ def _add_row(table: DataTable[Text], *cells: object) -> None:
 
 
 def _pct(value: float | None) -> str:
-    return "not judged" if value is None else f"{100 * value:.1f}%"
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _ci(row: dict) -> str:

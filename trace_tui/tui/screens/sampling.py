@@ -13,18 +13,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.render import fmt_cost
 from trace_tui.core.text import safe_text
 from trace_tui.tui.console import JudgeConsole, SampleProgress
+from trace_tui.tui.widgets.key_footer import KeyFooter
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
     from trace_tui.tui.app import TraceExplorerApp
 
 COLUMNS = ("rule", "stratum", "population", "rate", "expected sample", "judge tokens",
-           "cost $")
+           "cost")
 
 
 def back_to_list(screen: Screen[None]) -> None:
@@ -44,8 +46,10 @@ class SamplingScreen(Screen[None]):
         Binding("escape", "back", "Back", id="sampling.back"),
         Binding("d", "dry_run", "Dry run", id="sampling.dry_run"),
         Binding("w", "cycle_window", "Window", id="sampling.window"),
-        Binding("r", "sample", "Sample now", id="sampling.sample"),
-        Binding("o", "focus_path", "Open policy", id="sampling.open"),
+        Binding("r", "sample", "Sample", id="sampling.sample"),
+        Binding("o", "focus_path", "Policy", id="sampling.open"),
+        # already here: shadows the app's `s` (see EvaluationScreen)
+        Binding("s", "dry_run", "Dry run", show=False, id="sampling.s_dry_run"),
     ]
 
     DEFAULT_CSS = """
@@ -74,7 +78,7 @@ class SamplingScreen(Screen[None]):
             yield DataTable(id="strata", zebra_stripes=True, cursor_type="row")
             yield SafeStatic("", id="sampling-totals")
             yield SafeStatic("", id="sampling-progress")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
@@ -188,7 +192,7 @@ class SamplingScreen(Screen[None]):
             f"{totals.get('strata', 0)} strata · population {totals.get('population', 0)} · "
             f"expected sample {totals.get('expected_sample', 0):.1f} · judge tokens "
             f"{totals.get('expected_judge_tokens', 0):,.0f} · cost "
-            f"${totals.get('expected_cost_usd', 0):.4f}   (r: sample now)")
+            f"{fmt_cost(totals.get('expected_cost_usd') or 0.0)}   (r: sample now)")
 
 
 def _num(value: Any, decimals: int) -> str:
@@ -202,4 +206,5 @@ def _rate(value: Any) -> str:
 
 
 def _money(value: Any) -> str:
-    return "-" if not value else f"{float(value):.4f}"
+    """Costs as everywhere else (``render.fmt_cost``)."""
+    return "-" if not value else fmt_cost(float(value))
