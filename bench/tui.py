@@ -492,7 +492,6 @@ async def scenario_startup(uri: str, experiment: str | None, spawned_at: float
     client, experiment resolution, first search page, paint); no ``import mlflow``."""
     t_imp = time.time()
     from trace_tui.config.settings import Settings
-
     from trace_tui.tui.screens.judging import judge_screen_hooks
 
     cls = measured_app_class()

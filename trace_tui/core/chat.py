@@ -104,7 +104,8 @@ def _message(raw: Any) -> ChatMessage | None:
 
 
 def _tool_call(raw: Mapping[str, Any]) -> ToolCall:
-    fn = raw.get("function") if isinstance(raw.get("function"), Mapping) else raw
+    function = raw.get("function")
+    fn: Mapping[str, Any] = function if isinstance(function, Mapping) else raw
     args = fn.get("arguments", fn.get("args", ""))
     if not isinstance(args, str):
         args = json.dumps(args, ensure_ascii=False, default=str)
