@@ -184,7 +184,7 @@ class EvaluationScreen(Screen[None]):
         line = Text(safe_text(f"{outcome.trace_id}  {outcome.state:<7}"))
         for name, value in outcome.verdicts.items():
             verdict = is_pass(value)
-            line.append(" " + safe_text(name) + " ")
+            line.append(" " + safe_text(name) + "=")
             style = "" if verdict is None else PASS_CHIP if verdict else FAIL_CHIP
             mark = "" if verdict is None else "✓ " if verdict else "✗ "
             line.append(f"{mark}{safe_text(value)}", style=style)

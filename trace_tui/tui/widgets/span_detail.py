@@ -254,14 +254,12 @@ class SpanDetail(Widget):
         ]
         hidden_tok, hidden_cost = hidden_child_tokens(span), hidden_child_cost(span)
         if hidden_tok or hidden_cost:
-            what = " and ".join(w for w, n in (("tokens", hidden_tok), ("cost", hidden_cost))
-                                if n)
-            head.append(("* subtree", f"this span reports its own {what}, which stand(s) for "
-                         "its whole subtree (MLflow's rule): its children's "
-                         + ", ".join(p for p in (
-                             f"{hidden_tok:,} tokens" if hidden_tok else "",
-                             fmt_cost(hidden_cost) if hidden_cost else "") if p)
-                         + " are not added"))
+            left_out = " and ".join(p for p in (
+                f"{hidden_tok:,} tokens" if hidden_tok else "",
+                fmt_cost(hidden_cost) if hidden_cost else "") if p)
+            head.append(("* subtree", "this span's own usage stands for its whole subtree "
+                         f"(MLflow's rule): its children's {left_out} are not added, so Σ "
+                         "can be smaller than a child's"))
         if span.model:
             head.append(("model", span.model))
         text = Text()
