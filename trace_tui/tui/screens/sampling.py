@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
@@ -120,15 +120,9 @@ class SamplingScreen(Screen[None]):
             return
         # at app level: leaving this screen (or a dry run) does not cancel the run
         progress = self.console.begin_sample()
-        self.app.run_worker(self._sample(progress), group="judge-sample", name="sampling run")
+        self.app.run_worker(_sample(self.app, self.console, progress), group="judge-sample",
+                            name="sampling run")
         self._show_progress()
-
-    async def _sample(self, progress: SampleProgress) -> None:
-        await self.console.run_sample(progress)
-        if progress.error:
-            self.app.notify(progress.describe(), severity="error")
-        else:
-            self.app.notify(progress.describe() + " (press e for the evaluation screen)")
 
     @on(Input.Submitted, "#policy-path")
     def _open(self, event: Input.Submitted) -> None:
@@ -193,6 +187,15 @@ class SamplingScreen(Screen[None]):
             f"expected sample {totals.get('expected_sample', 0):.1f} · judge tokens "
             f"{totals.get('expected_judge_tokens', 0):,.0f} · cost "
             f"{fmt_cost(totals.get('expected_cost_usd') or 0.0)}   (r: sample now)")
+
+
+async def _sample(app: App[Any], console: JudgeConsole, progress: SampleProgress) -> None:
+    """The sampling run, at app level: it outlives the screen that started it."""
+    await console.run_sample(progress)
+    if progress.error:
+        app.notify(progress.describe(), severity="error")
+    else:
+        app.notify(progress.describe() + " (press e for the evaluation screen)")
 
 
 def _num(value: Any, decimals: int) -> str:
