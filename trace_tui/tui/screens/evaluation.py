@@ -4,6 +4,7 @@ level, so it keeps judging while the user browses traces."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
@@ -11,6 +12,7 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, RichLog
 
@@ -131,22 +133,26 @@ class EvaluationScreen(Screen[None]):
 
     @work(exclusive=True, group="evaluation")
     async def refresh_all(self) -> None:
+        error: TraceTuiError | None = None
         try:
             await self.console.refresh_queue()
-            self._show_status()
             await self.console.refresh_report()
         except TraceTuiError as exc:
-            self.query_one("#report", DataTable).clear()
+            error = exc
+        with contextlib.suppress(NoMatches):  # s/e swapped this screen out meanwhile
+            self._show_status()
+            table = self.query_one("#report", DataTable)
+            if error is None:
+                self.report_message = ""
+                table.border_subtitle = ""
+                self._show_report()
+                return
+            table.clear()
             progress = self.console.sampling
             message = (progress.describe() + ": the report follows when it is saved"
-                       if progress is not None and progress.running else str(exc))
+                       if progress is not None and progress.running else str(error))
             self.report_message = message
-            self.query_one("#report", DataTable).border_subtitle = Text(
-                safe_text(message[:120]))  # a str title is markup
-            return
-        self.report_message = ""
-        self.query_one("#report", DataTable).border_subtitle = ""
-        self._show_report()
+            table.border_subtitle = Text(safe_text(message[:120]))  # a str title is markup
 
     @work(exclusive=True, group="evaluation")
     async def requeue(self) -> None:
@@ -159,6 +165,10 @@ class EvaluationScreen(Screen[None]):
     # ------------------------------------------------------------------ rendering
 
     def _tick(self) -> None:
+        with contextlib.suppress(NoMatches):  # a timer firing while the screen is removed
+            self._update()
+
+    def _update(self) -> None:
         c = self.console
         fresh = len(c.recent) - self._shown
         for outcome in list(c.recent)[:max(0, fresh)][::-1]:

@@ -3,6 +3,7 @@ stratum: population, rate, expected sample and cost), and queue the selected tra
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -12,6 +13,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
@@ -141,15 +143,17 @@ class SamplingScreen(Screen[None]):
             self._show()
             return
         self._show()
-        self.query_one(DataTable).focus()
-        await self._dry_run()
+        if self.is_attached:
+            self.query_one(DataTable).focus()
+            await self._dry_run()
 
     @work(exclusive=True, group="policy")
     async def refresh_dry_run(self) -> None:
         await self._dry_run()
 
     async def _dry_run(self) -> None:
-        self.query_one("#sampling-totals", SafeStatic).update("computing the plan ...")
+        with contextlib.suppress(NoMatches):
+            self.query_one("#sampling-totals", SafeStatic).update("computing the plan ...")
         try:
             await self.console.refresh_dry_run()
             self.console.error = ""
@@ -161,10 +165,15 @@ class SamplingScreen(Screen[None]):
 
     def _show_progress(self) -> None:
         progress = self.console.sampling
-        self.query_one("#sampling-progress", SafeStatic).update(
-            progress.describe() if progress is not None else "")
+        with contextlib.suppress(NoMatches):  # a timer firing while the screen is removed
+            self.query_one("#sampling-progress", SafeStatic).update(
+                progress.describe() if progress is not None else "")
 
     def _show(self) -> None:
+        with contextlib.suppress(NoMatches):  # a worker finishing after s/e swapped us out
+            self._render_plan()
+
+    def _render_plan(self) -> None:
         c = self.console
         name = c.loop.policy.name if c.loop else "no policy"
         self.query_one("#sampling-title", SafeStatic).update(
