@@ -66,3 +66,27 @@ async def test_evaluation_report_and_keys_fit_80x24() -> None:
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SamplingScreen), what="s")
         footer_fits(app.screen)
+
+
+async def test_recent_verdicts_are_pass_and_fail_chips() -> None:
+    from rich.style import Style
+    from textual.widgets import RichLog
+
+    from trace_tui.evaluation.worker import TraceOutcome
+    from trace_tui.tui.widgets.span_detail import FAIL_CHIP, PASS_CHIP
+
+    app = frozen_app()
+    for hook in judge_screen_hooks():
+        app.register_screen_hook(hook)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await listed(pilot)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluationScreen), what="e")
+        ev = app.screen
+        ev.console.recent.appendleft(TraceOutcome("tr-1", "done",
+                                                  {"safety": "yes", "relevance": "no"}))
+        await wait_for(pilot, lambda: len(ev.query_one(RichLog).lines) == 1, what="the log")
+        (line,) = ev.query_one(RichLog).lines
+        styles = {seg.text: seg.style for seg in line if seg.text.strip()}
+        assert styles["✓ yes"] == Style.parse(PASS_CHIP)
+        assert styles["✗ no"] == Style.parse(FAIL_CHIP)
