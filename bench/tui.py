@@ -534,9 +534,10 @@ Empty().run()
 
 
 def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
-                  timeout_s: float = 60.0) -> float:
-    """Spawn ``argv`` on a fresh pty of SIZE and return the seconds until one of ``marks``
-    appears in what it writes (nan on timeout); then end the process group."""
+                  timeout_s: float = 60.0) -> tuple[float, float]:
+    """Spawn ``argv`` on a fresh pty of SIZE; return (seconds until one of ``marks`` appears
+    in what it writes, CPU seconds of the process up to then), nan on timeout. The process
+    group is ended at once (SIGTERM) so its CPU time stops near the paint."""
     import fcntl
     import select
     import signal
@@ -551,6 +552,7 @@ def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
     os.close(slave)
     seen = b""
     found = float("nan")
+    cpu = float("nan")
     try:
         while time.perf_counter() - t0 < timeout_s:
             ready, _, _ = select.select([master], [], [], 0.05)
@@ -569,13 +571,18 @@ def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        deadline = time.monotonic() + 10
+        while proc.returncode is None:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = status
+                cpu = usage.ru_utime + usage.ru_stime
+            elif time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                time.sleep(0.01)
         os.close(master)
-    return found
+    return found, cpu
 
 
 def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict[str, Any]:
@@ -612,22 +619,26 @@ def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict
         if experiment:
             real += ["--experiment", experiment]
         empty = [sys.executable, "-c", EMPTY_APP]
-        floor: list[float] = []
-        app: list[float] = []
+        floor: list[tuple[float, float]] = []
+        app: list[tuple[float, float]] = []
         first_paint_s(empty, [b"first-paint-mark"], env)  # warm the file cache once
         first_paint_s(real, marks, env)
         for _ in range(rounds):
             floor.append(first_paint_s(empty, [b"first-paint-mark"], env))
             app.append(first_paint_s(real, marks, env))
-        out: dict[str, Any] = {
+        wall = (statistics.median(w for w, _ in floor), statistics.median(w for w, _ in app))
+        cpu = (statistics.median(c for _, c in floor), statistics.median(c for _, c in app))
+        return {
             "rounds": rounds,
-            "empty_textual_first_paint_s_median": statistics.median(floor),
-            "trace_tui_first_row_s_median": statistics.median(app),
-            "ratio_median": statistics.median(app) / statistics.median(floor),
-            "empty_textual_first_paint_s": [round(v, 3) for v in floor],
-            "trace_tui_first_row_s": [round(v, 3) for v in app],
+            "empty_textual_first_paint_s_median": wall[0],
+            "trace_tui_first_row_s_median": wall[1],
+            "ratio_wall_median": wall[1] / wall[0],
+            "empty_textual_cpu_s_median": cpu[0],
+            "trace_tui_cpu_s_median": cpu[1],
+            "ratio_cpu_median": cpu[1] / cpu[0],
+            "empty_textual_first_paint_s": [round(w, 3) for w, _ in floor],
+            "trace_tui_first_row_s": [round(w, 3) for w, _ in app],
         }
-        return out
     finally:
         if server is not None:
             server.stop()
