@@ -17,6 +17,11 @@ Scenarios (each runs in its own subprocess so RSS figures do not mix):
   frame showing traces from that running server.
 - ``pty``: the real app in a pseudo-terminal of the same size, bytes read from it per ``j``
   (truecolor and 256 colours): a cross-check of the in-process byte counts.
+- ``paint``: the real command, ``python -m trace_tui --tracking-uri URI --experiment NAME``,
+  in a pseudo-terminal, from spawn to the first list row painted (a seeded trace's name read
+  from the terminal), against an empty Textual app's first paint (one marker line) in the
+  same run, alternating, medians over ``--rounds``. Uses ``--tracking-uri`` when given, else
+  starts an embedded server with 200 seeded demo traces.
 
 Bytes per frame: the app runs with Textual's headless driver, which drops output. The
 benchmark app overrides ``App._display`` to build exactly the escape sequence the real
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import io
 import json
@@ -486,10 +492,13 @@ async def scenario_startup(uri: str, experiment: str | None, spawned_at: float
     client, experiment resolution, first search page, paint); no ``import mlflow``."""
     t_imp = time.time()
     from trace_tui.config.settings import Settings
+    from trace_tui.tui.screens.judging import judge_screen_hooks
 
     cls = measured_app_class()
     imported = time.time()
-    app = cls(uri, experiment=experiment, settings=Settings(), persist_settings=False)
+    # with the judge screens, as the real command builds it
+    app = cls(uri, experiment=experiment, settings=Settings(), persist_settings=False,
+              screen_hooks=judge_screen_hooks())
     app.frames = []
     out: dict[str, Any] = {"python_start_s": t_imp - spawned_at,
                            "import_s": imported - t_imp}
@@ -508,6 +517,131 @@ async def scenario_startup(uri: str, experiment: str | None, spawned_at: float
         out["traces_in_first_paint"] = len(app.buffer)
         out["mlflow_imported"] = "mlflow" in sys.modules
     return out
+
+
+EMPTY_APP = """
+from textual.app import App
+from textual.widgets import Static
+
+
+class Empty(App):
+    def compose(self):
+        yield Static("first-paint-mark")
+
+
+Empty().run()
+"""
+
+
+def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
+                  timeout_s: float = 60.0) -> tuple[float, float]:
+    """Spawn ``argv`` on a fresh pty of SIZE; return (seconds until one of ``marks`` appears
+    in what it writes, CPU seconds of the process up to then), nan on timeout. The process
+    group is ended at once (SIGTERM) so its CPU time stops near the paint."""
+    import fcntl
+    import select
+    import signal
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    seen = b""
+    found = float("nan")
+    cpu = float("nan")
+    try:
+        while time.perf_counter() - t0 < timeout_s:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            seen = seen[-4096:] + chunk
+            if any(m in seen for m in marks):
+                found = time.perf_counter() - t0
+                break
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while proc.returncode is None:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = status
+                cpu = usage.ru_utime + usage.ru_stime
+            elif time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                time.sleep(0.01)
+        os.close(master)
+    return found, cpu
+
+
+def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict[str, Any]:
+    """The real ``trace-tui`` command to its first painted row vs an empty Textual app."""
+    import tempfile
+
+    from trace_tui.core.client import MlflowClient
+
+    server = None
+    tmp = Path(tempfile.mkdtemp(prefix="bench-paint-"))
+    if uri is None:
+        from trace_tui.demo.traffic import ensure_experiment, seed_bulk
+        from trace_tui.server.embedded import EmbeddedServer
+
+        server = EmbeddedServer(tmp / "mlflow")
+        uri = server.start()
+        experiment = "bench-first-paint"
+        seed_bulk(uri, ensure_experiment(uri, experiment), 200, seed=7)
+    try:
+        async def names() -> set[str]:
+            async with MlflowClient(uri) as client:
+                exp = await client.resolve_experiment(experiment)
+                infos = await client.search_traces([exp.experiment_id], max_results=500)
+            return {i.name for i in infos if i.name}
+
+        marks = [n.encode() for n in asyncio.run(names())]
+        if not marks:
+            return {"error": "no named traces in the experiment"}
+        env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor",
+               "XDG_CONFIG_HOME": str(tmp / "config"), "XDG_DATA_HOME": str(tmp / "data"),
+               "TRACE_TUI_CONFIG_FILE": str(tmp / "config" / "config.toml")}
+        env.pop("TEXTUAL_ANIMATIONS", None)
+        real = [sys.executable, "-m", "trace_tui", "--tracking-uri", uri]
+        if experiment:
+            real += ["--experiment", experiment]
+        empty = [sys.executable, "-c", EMPTY_APP]
+        floor: list[tuple[float, float]] = []
+        app: list[tuple[float, float]] = []
+        first_paint_s(empty, [b"first-paint-mark"], env)  # warm the file cache once
+        first_paint_s(real, marks, env)
+        for _ in range(rounds):
+            floor.append(first_paint_s(empty, [b"first-paint-mark"], env))
+            app.append(first_paint_s(real, marks, env))
+        wall = (statistics.median(w for w, _ in floor), statistics.median(w for w, _ in app))
+        cpu = (statistics.median(c for _, c in floor), statistics.median(c for _, c in app))
+        return {
+            "rounds": rounds,
+            "empty_textual_first_paint_s_median": wall[0],
+            "trace_tui_first_row_s_median": wall[1],
+            "ratio_wall_median": wall[1] / wall[0],
+            "empty_textual_cpu_s_median": cpu[0],
+            "trace_tui_cpu_s_median": cpu[1],
+            "ratio_cpu_median": cpu[1] / cpu[0],
+            "empty_textual_first_paint_s": [round(w, 3) for w, _ in floor],
+            "trace_tui_first_row_s": [round(w, 3) for w, _ in app],
+        }
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def pty_app() -> None:
@@ -572,6 +706,7 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", name, "--spans", str(args.spans),
            "--traces", str(args.traces), "--seconds", str(args.seconds),
            "--spawned-at", repr(time.time())]
+    cmd += ["--rounds", str(args.rounds)]
     if args.tracking_uri:
         cmd += ["--tracking-uri", args.tracking_uri]
     if args.experiment:
@@ -593,6 +728,8 @@ def child(name: str, args: argparse.Namespace) -> None:
         result = asyncio.run(scenario_ingest(args.traces, seconds=args.seconds))
     elif name == "pty":
         result = scenario_pty()
+    elif name == "paint":
+        result = scenario_paint(args.tracking_uri, args.experiment, args.rounds)
     elif name == "pty-app":
         pty_app()
         return
@@ -617,7 +754,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--only", nargs="*",
-                        default=["tree", "list", "ingest", "ingest_big", "pty"])
+                        default=["tree", "list", "ingest", "ingest_big", "pty", "paint"])
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="paint: alternating runs of each command (medians)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--tracking-uri", help="a running server: adds the startup scenario")
     parser.add_argument("--experiment", help="experiment for the startup scenario")

@@ -161,6 +161,22 @@ def waterfall_bar(start: float, end: float, cells: int) -> tuple[int, str]:
     return lead, bar[:room]
 
 
+def hidden_child_tokens(span: Span) -> int:
+    """Tokens of ``span``'s children that its subtree total leaves out: a span with its own
+    usage stands for its whole subtree (MLflow's server rule), so its Σ can be smaller than a
+    child's. 0 when nothing is left out."""
+    if span.tokens is None:
+        return 0
+    return sum(c.tokens_total.total for c in span.children)
+
+
+def hidden_child_cost(span: Span) -> float:
+    """Cost of ``span``'s children left out of its subtree total (same rule as tokens)."""
+    if span.cost_usd is None:
+        return 0.0
+    return sum(c.cost_total for c in span.children)
+
+
 def rate_per_min(times_ms: Iterable[int], now_ms: int, window_ms: int = 60_000) -> float:
     """Traces per minute whose request time falls in ``(now - window, now]``."""
     floor = now_ms - window_ms

@@ -85,8 +85,13 @@ class JudgeLoop:
         return await queue.search_policy_traces(self.client, self.experiment_ids,
                                                 self.policy.name, state)
 
-    async def sample_once(self, since_s: float = 86_400) -> sampling.SampleStats:
-        return await (await self.runner(since_s)).run_once()
+    async def sample_once(self, since_s: float = 86_400,
+                          on_runner: Callable[[sampling.SampleRunner], None] | None = None,
+                          ) -> sampling.SampleStats:
+        runner = await self.runner(since_s)
+        if on_runner is not None:
+            on_runner(runner)  # a UI reads its stats and stream cursor as progress
+        return await runner.run_once()
 
     async def queue_counts(self) -> QueueCounts:
         counts = QueueCounts()

@@ -4,20 +4,26 @@ level, so it keeps judging while the user browses traces."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, RichLog
+from textual.widgets import DataTable, RichLog
 
 from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.render import is_pass
 from trace_tui.core.text import safe_text
 from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.screens.sampling import back_to_list
+from trace_tui.tui.widgets.key_footer import KeyFooter
 from trace_tui.tui.widgets.safe import SafeStatic
+from trace_tui.tui.widgets.span_detail import FAIL_CHIP, PASS_CHIP
 
 if TYPE_CHECKING:
     from trace_tui.evaluation.worker import TraceOutcome
@@ -27,11 +33,16 @@ if TYPE_CHECKING:
 class EvaluationScreen(Screen[None]):
     """Queue, worker, verdicts, report."""
 
+    JUDGE_SCREEN = True
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="evaluation.back"),
-        Binding("r", "toggle_worker", "Start/stop", id="evaluation.toggle"),
+        Binding("r", "toggle_worker", "Judge on/off", id="evaluation.toggle"),
         Binding("f", "requeue_failed", "Retry failed", id="evaluation.retry_failed"),
-        Binding("R", "refresh", "Refresh report", id="evaluation.refresh"),
+        Binding("R", "refresh", "Refresh", id="evaluation.refresh"),
+        # already here: shadows the app's `e`, which would open this screen again and take
+        # room in the footer that an 80-column terminal does not have
+        Binding("e", "refresh", "Refresh", show=False, id="evaluation.e_refresh"),
     ]
 
     DEFAULT_CSS = """
@@ -40,12 +51,20 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen #eval-body { height: 1fr; }
     EvaluationScreen #verdicts { width: 2fr; border: round $primary; }
     EvaluationScreen #report { width: 3fr; border: round $primary; }
+    EvaluationScreen.narrow #eval-body { layout: vertical; }
+    EvaluationScreen.narrow #report { width: 1fr; height: 2fr; }
+    EvaluationScreen.narrow #verdicts { width: 1fr; height: 1fr; }
     """
+
+    NARROW = 120  # below this many columns the report takes the full width, verdicts below
 
     def __init__(self, console: JudgeConsole) -> None:
         super().__init__()
         self.console = console
         self._shown = 0
+        self.report_message = ""
+        self._sampling_seen = self._sampling_state()
+        self._was_running = console.running
 
     @property
     def tapp(self) -> TraceExplorerApp:
@@ -56,13 +75,17 @@ class EvaluationScreen(Screen[None]):
             yield SafeStatic("", id="eval-title", multiline=False)
             yield SafeStatic("", id="eval-status")
             with Horizontal(id="eval-body"):
-                yield RichLog(id="verdicts", markup=False, wrap=False, max_lines=500)
                 yield DataTable(id="report", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+                yield RichLog(id="verdicts", markup=False, wrap=False, max_lines=500)
+        yield KeyFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < self.NARROW, "narrow")
 
     def on_mount(self) -> None:
+        # the numbers first: a narrow terminal crops the long stratum names, not the estimates
         self.query_one("#report", DataTable).add_columns(
-            "judge", "stratum", "estimate", "95% interval", "judged", "population")
+            "judge", "estimate", "95% interval", "judged", "population", "stratum")
         self.query_one("#verdicts", RichLog).border_title = "recent verdicts"
         self.query_one("#report", DataTable).border_title = "report"
         for outcome in reversed(self.console.recent):
@@ -79,7 +102,7 @@ class EvaluationScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        back_to_list(self)
 
     def action_toggle_worker(self) -> None:
         if self.console.loop is None:
@@ -110,16 +133,26 @@ class EvaluationScreen(Screen[None]):
 
     @work(exclusive=True, group="evaluation")
     async def refresh_all(self) -> None:
+        error: TraceTuiError | None = None
         try:
             await self.console.refresh_queue()
-            self._show_status()
             await self.console.refresh_report()
         except TraceTuiError as exc:
-            self.query_one("#report", DataTable).clear()
-            self.query_one("#report", DataTable).border_subtitle = Text(
-                safe_text(str(exc)[:120]))  # a str title is markup
-            return
-        self._show_report()
+            error = exc
+        with contextlib.suppress(NoMatches):  # s/e swapped this screen out meanwhile
+            self._show_status()
+            table = self.query_one("#report", DataTable)
+            if error is None:
+                self.report_message = ""
+                table.border_subtitle = ""
+                self._show_report()
+                return
+            table.clear()
+            progress = self.console.sampling
+            message = (progress.describe() + ": the report follows when it is saved"
+                       if progress is not None and progress.running else str(error))
+            self.report_message = message
+            table.border_subtitle = Text(safe_text(message[:120]))  # a str title is markup
 
     @work(exclusive=True, group="evaluation")
     async def requeue(self) -> None:
@@ -132,25 +165,47 @@ class EvaluationScreen(Screen[None]):
     # ------------------------------------------------------------------ rendering
 
     def _tick(self) -> None:
-        fresh = len(self.console.recent) - self._shown
-        for outcome in list(self.console.recent)[:max(0, fresh)][::-1]:
+        with contextlib.suppress(NoMatches):  # a timer firing while the screen is removed
+            self._update()
+
+    def _update(self) -> None:
+        c = self.console
+        fresh = len(c.recent) - self._shown
+        for outcome in list(c.recent)[:max(0, fresh)][::-1]:
             self._log(outcome)
-        self._shown = len(self.console.recent)
+        self._shown = len(c.recent)
         self._show_status()
+        state = self._sampling_state()
+        sampled = state != self._sampling_seen and state is not None and not state[1]
+        self._sampling_seen = state
+        stopped = self._was_running and not c.running
+        self._was_running = c.running
+        if c.loop is not None and (sampled or stopped):
+            self.refresh_all()  # new counts (and a report) from the server
+        elif c.sampling is not None and c.sampling.running and self.report_message:
+            self.query_one("#report", DataTable).border_subtitle = Text(
+                safe_text(c.sampling.describe()[:120]))
+
+    def _sampling_state(self) -> tuple[int, bool] | None:
+        progress = self.console.sampling
+        return (id(progress), progress.running) if progress is not None else None
 
     def _log(self, outcome: TraceOutcome) -> None:
-        verdicts = " ".join(f"{k}={v}" for k, v in outcome.verdicts.items())
-        line = f"{outcome.trace_id}  {outcome.state:<7} {verdicts}"
+        line = Text(safe_text(f"{outcome.trace_id}  {outcome.state:<7}"))
+        for name, value in outcome.verdicts.items():
+            verdict = is_pass(value)
+            line.append(" " + safe_text(name) + "=")
+            style = "" if verdict is None else PASS_CHIP if verdict else FAIL_CHIP
+            mark = "" if verdict is None else "✓ " if verdict else "✗ "
+            line.append(f"{mark}{safe_text(value)}", style=style)
         if outcome.error:
-            line += f"  {outcome.error[:80]}"
-        self.query_one("#verdicts", RichLog).write(Text(safe_text(line)))
+            line.append("  " + safe_text(outcome.error[:80]), style="red")
+        self.query_one("#verdicts", RichLog).write(line)
 
     def _show_status(self) -> None:
         c = self.console
         name = c.loop.policy.name if c.loop else "no policy"
-        self.query_one("#eval-title", SafeStatic).update(
-            f"Evaluation · policy {name} · r: start/stop worker · f: retry failed · "
-            "R: refresh report")
+        self.query_one("#eval-title", SafeStatic).update(f"Evaluation · policy {name}")
         if c.loop is None:
             return
         q = c.counts
@@ -163,7 +218,10 @@ class EvaluationScreen(Screen[None]):
             worker = f"worker: idle (last run judged {s.done}, failed {s.failed})"
         else:
             worker = "worker: idle (r to start)"
-        self.query_one("#eval-status", SafeStatic).update(f"{queue}\n{worker}")
+        lines = [queue, worker]
+        if c.sampling is not None and c.sampling.running:
+            lines.append(c.sampling.describe())
+        self.query_one("#eval-status", SafeStatic).update("\n".join(lines))
 
     def _show_report(self) -> None:
         table = self.query_one("#report", DataTable)
@@ -172,11 +230,11 @@ class EvaluationScreen(Screen[None]):
         if report is None:
             return
         for judge in report.to_dict()["judges"]:
-            _add_row(table, judge["judge"], "(all)", _pct(judge["estimate"]),
-                     _ci(judge), str(judge["n_judged"]), f"{judge['population']:g}")
+            _add_row(table, judge["judge"], _pct(judge["estimate"]), _ci(judge),
+                     str(judge["n_judged"]), f"{judge['population']:g}", "(all)")
             for s in judge.get("strata", []):
-                _add_row(table, "", s["stratum"], _pct(s.get("estimate")), _ci(s),
-                         str(s["n_judged"]), f"{s['population']:g}")
+                _add_row(table, "", _pct(s.get("estimate")), _ci(s), str(s["n_judged"]),
+                         f"{s['population']:g}", s["stratum"])
 
 
 def _add_row(table: DataTable[Text], *cells: object) -> None:
@@ -185,7 +243,7 @@ def _add_row(table: DataTable[Text], *cells: object) -> None:
 
 
 def _pct(value: float | None) -> str:
-    return "not judged" if value is None else f"{100 * value:.1f}%"
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _ci(row: dict) -> str:

@@ -12,12 +12,41 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from trace_tui.core.render import QUEUE_BADGES, SPAN_MARKERS
 from trace_tui.tui.screens.explorer import ExplorerScreen
 from trace_tui.tui.screens.trace_view import TraceViewScreen
 from trace_tui.tui.widgets.line_list import LineList
 from trace_tui.tui.widgets.span_waterfall import SpanWaterfall
 from trace_tui.tui.widgets.status import FilterBar
 from trace_tui.tui.widgets.trace_table import TraceTable
+
+
+def legend_rows() -> list[tuple[str, str, str]]:
+    """(where, mark, meaning) for the letters and marks the list and the trace view show."""
+    kinds: dict[str, list[str]] = {}
+    for kind, letter in SPAN_MARKERS.items():
+        kinds.setdefault(letter, []).append(kind)
+    rows = [("span kind", letter, " / ".join(names)) for letter, names in kinds.items()]
+    queue_words = {"queued": "sampled by a policy, waiting for its judges",
+                   "done": "judged: every judge of the policy gave a verdict",
+                   "failed": "judging failed (f on the evaluation screen retries)"}
+    rows += [("list feedback", badge, queue_words.get(state, state))
+             for state, badge in QUEUE_BADGES.items()]
+    rows += [
+        ("list feedback", "+N -M", "thumbs up / down left by people"),
+        ("list feedback", "Jp/t", "judge verdicts: p passed out of t (errors count as not passed)"),
+        ("trace view", "✗", "the span (or trace) ended in ERROR"),
+        ("trace view", "»", "on the critical path (c), also on spans in error"),
+        ("trace view", "tok", "the span's own tokens"),
+        ("trace view", "Σtok Σcost", "the subtree's tokens / cost, by MLflow's server rule"),
+        ("trace view", "*", "after Σtok/Σcost: the span reports its own usage, which stands "
+         "for its whole subtree, so its children's are not added and Σ can be smaller than a "
+         "child's (Attributes tab: how much is left out)"),
+        ("trace view", "⚠", "the server's stored trace total (tokens or cost, what the list "
+         "shows) disagrees with the spans"),
+        ("assessments", "✓ / ✗ chip", "a verdict that reads as pass (green) or fail (red)"),
+    ]
+    return rows
 
 
 def binding_rows(scopes: Iterable[tuple[str, Sequence[BindingType]]]) -> list[tuple[str, ...]]:
@@ -65,8 +94,18 @@ class HelpScreen(ModalScreen[None]):
         for scope, keys, desc, bid in self.rows:
             table.add_row(scope if scope != last else "", keys, desc, bid)
             last = scope
+        legend = Table(title="what the marks mean", expand=True, show_edge=False,
+                       header_style="bold")
+        legend.add_column("where", style="dim", no_wrap=True)
+        legend.add_column("mark", style="bold cyan", no_wrap=True)
+        legend.add_column("meaning")
+        last = ""
+        for where, mark, meaning in legend_rows():
+            legend.add_row(where if where != last else "", mark, meaning)
+            last = where
         with VerticalScroll():
             yield Static(table)
+            yield Static(legend, id="help-legend")
 
     def action_close(self) -> None:
         self.dismiss(None)

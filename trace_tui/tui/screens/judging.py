@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trace_tui.tui.app import ScreenHook
+from trace_tui.tui.app import ScreenHook, TraceExplorerApp
 from trace_tui.tui.console import JudgeConsole
 from trace_tui.tui.screens.evaluation import EvaluationScreen
 from trace_tui.tui.screens.sampling import SamplingScreen
@@ -13,7 +13,23 @@ from trace_tui.tui.screens.sampling import SamplingScreen
 def judge_screen_hooks(policy: Path | None = None,
                        experiment: str | None = None) -> list[ScreenHook]:
     console = JudgeConsole(policy_path=policy, experiment=experiment)
+
+    def sampling(app: TraceExplorerApp) -> SamplingScreen:
+        _swap(app)
+        return SamplingScreen(console)
+
+    def evaluation(app: TraceExplorerApp) -> EvaluationScreen:
+        _swap(app)
+        return EvaluationScreen(console)
+
     return [
-        ScreenHook("sampling", "s", "Sampling", lambda app: SamplingScreen(console)),
-        ScreenHook("evaluation", "e", "Evaluation", lambda app: EvaluationScreen(console)),
+        ScreenHook("sampling", "s", "Sampling", sampling),
+        ScreenHook("evaluation", "e", "Evaluation", evaluation),
     ]
+
+
+def _swap(app: TraceExplorerApp) -> None:
+    """s/e from a judge screen replaces it, so visits do not pile up on the screen stack
+    (their state lives in the shared console, their workers at app level)."""
+    while getattr(app.screen, "JUDGE_SCREEN", False) and len(app.screen_stack) > 1:
+        app.pop_screen()

@@ -3,39 +3,55 @@ stratum: population, rate, expected sample and cost), and queue the selected tra
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from trace_tui.core.errors import TraceTuiError
+from trace_tui.core.render import fmt_cost
 from trace_tui.core.text import safe_text
-from trace_tui.tui.console import JudgeConsole
+from trace_tui.tui.console import JudgeConsole, SampleProgress
+from trace_tui.tui.widgets.key_footer import KeyFooter
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
     from trace_tui.tui.app import TraceExplorerApp
 
 COLUMNS = ("rule", "stratum", "population", "rate", "expected sample", "judge tokens",
-           "cost $")
+           "cost")
+
+
+def back_to_list(screen: Screen[None]) -> None:
+    """esc from the sampling or evaluation screen: back to where they were opened from (the
+    list), not through every s/e visit in between."""
+    app = screen.app
+    while getattr(app.screen, "JUDGE_SCREEN", False) and len(app.screen_stack) > 1:
+        app.pop_screen()
 
 
 class SamplingScreen(Screen[None]):
     """Policy file -> dry-run table -> sample now."""
 
+    JUDGE_SCREEN = True
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="sampling.back"),
         Binding("d", "dry_run", "Dry run", id="sampling.dry_run"),
         Binding("w", "cycle_window", "Window", id="sampling.window"),
-        Binding("r", "sample", "Sample now", id="sampling.sample"),
-        Binding("o", "focus_path", "Open policy", id="sampling.open"),
+        Binding("r", "sample", "Sample", id="sampling.sample"),
+        Binding("o", "focus_path", "Policy", id="sampling.open"),
+        # already here: shadows the app's `s` (see EvaluationScreen)
+        Binding("s", "dry_run", "Dry run", show=False, id="sampling.s_dry_run"),
     ]
 
     DEFAULT_CSS = """
@@ -43,6 +59,7 @@ class SamplingScreen(Screen[None]):
     SamplingScreen #policy-path { margin: 0 1; }
     SamplingScreen #sampling-error { color: $error; padding: 0 1; height: auto; }
     SamplingScreen #sampling-totals { padding: 0 1; height: auto; }
+    SamplingScreen #sampling-progress { padding: 0 1; height: auto; color: $text-accent; }
     SamplingScreen DataTable { height: 1fr; }
     """
 
@@ -62,11 +79,14 @@ class SamplingScreen(Screen[None]):
             yield SafeStatic("", id="sampling-error")
             yield DataTable(id="strata", zebra_stripes=True, cursor_type="row")
             yield SafeStatic("", id="sampling-totals")
-        yield Footer()
+            yield SafeStatic("", id="sampling-progress")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
         self._show()
+        self._show_progress()
+        self.set_interval(0.25, self._show_progress)
         if self.console.policy_path and self.console.loop is None:
             self.open_policy(self.console.policy_path)
         elif self.console.loop is not None and self.console.dry_run is None:
@@ -77,7 +97,7 @@ class SamplingScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        back_to_list(self)
 
     def action_focus_path(self) -> None:
         self.query_one("#policy-path", Input).focus()
@@ -95,7 +115,16 @@ class SamplingScreen(Screen[None]):
         if self.console.loop is None:
             self.notify("open a policy first", severity="warning")
             return
-        self.sample_now()
+        progress = self.console.sampling
+        if progress is not None and progress.running:
+            self.notify(f"already running, not restarted: {progress.describe()}",
+                        severity="warning")
+            return
+        # at app level: leaving this screen (or a dry run) does not cancel the run
+        progress = self.console.begin_sample()
+        self.app.run_worker(_sample(self.app, self.console, progress), group="judge-sample",
+                            name="sampling run")
+        self._show_progress()
 
     @on(Input.Submitted, "#policy-path")
     def _open(self, event: Input.Submitted) -> None:
@@ -105,7 +134,7 @@ class SamplingScreen(Screen[None]):
 
     # ------------------------------------------------------------------ workers
 
-    @work(exclusive=True, group="sampling")
+    @work(exclusive=True, group="policy")
     async def open_policy(self, path: Path) -> None:
         try:
             await self.console.open(self.tapp.client, path)
@@ -114,15 +143,17 @@ class SamplingScreen(Screen[None]):
             self._show()
             return
         self._show()
-        self.query_one(DataTable).focus()
-        await self._dry_run()
+        if self.is_attached:
+            self.query_one(DataTable).focus()
+            await self._dry_run()
 
-    @work(exclusive=True, group="sampling")
+    @work(exclusive=True, group="policy")
     async def refresh_dry_run(self) -> None:
         await self._dry_run()
 
     async def _dry_run(self) -> None:
-        self.query_one("#sampling-totals", SafeStatic).update("computing the plan ...")
+        with contextlib.suppress(NoMatches):
+            self.query_one("#sampling-totals", SafeStatic).update("computing the plan ...")
         try:
             await self.console.refresh_dry_run()
             self.console.error = ""
@@ -130,21 +161,19 @@ class SamplingScreen(Screen[None]):
             self.console.error = str(exc)
         self._show()
 
-    @work(exclusive=True, group="sampling")
-    async def sample_now(self) -> None:
-        _, seconds = self.console.window
-        try:
-            assert self.console.loop is not None
-            stats = await self.console.loop.sample_once(seconds)
-        except TraceTuiError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"decided {stats.decided} traces, selected {stats.selected}, "
-                    f"queued {stats.queued} (press e for the evaluation screen)")
-
     # ------------------------------------------------------------------ rendering
 
+    def _show_progress(self) -> None:
+        progress = self.console.sampling
+        with contextlib.suppress(NoMatches):  # a timer firing while the screen is removed
+            self.query_one("#sampling-progress", SafeStatic).update(
+                progress.describe() if progress is not None else "")
+
     def _show(self) -> None:
+        with contextlib.suppress(NoMatches):  # a worker finishing after s/e swapped us out
+            self._render_plan()
+
+    def _render_plan(self) -> None:
         c = self.console
         name = c.loop.policy.name if c.loop else "no policy"
         self.query_one("#sampling-title", SafeStatic).update(
@@ -166,7 +195,16 @@ class SamplingScreen(Screen[None]):
             f"{totals.get('strata', 0)} strata · population {totals.get('population', 0)} · "
             f"expected sample {totals.get('expected_sample', 0):.1f} · judge tokens "
             f"{totals.get('expected_judge_tokens', 0):,.0f} · cost "
-            f"${totals.get('expected_cost_usd', 0):.4f}   (r: sample now)")
+            f"{fmt_cost(totals.get('expected_cost_usd') or 0.0)}   (r: sample now)")
+
+
+async def _sample(app: App[Any], console: JudgeConsole, progress: SampleProgress) -> None:
+    """The sampling run, at app level: it outlives the screen that started it."""
+    await console.run_sample(progress)
+    if progress.error:
+        app.notify(progress.describe(), severity="error")
+    else:
+        app.notify(progress.describe() + " (press e for the evaluation screen)")
 
 
 def _num(value: Any, decimals: int) -> str:
@@ -180,4 +218,5 @@ def _rate(value: Any) -> str:
 
 
 def _money(value: Any) -> str:
-    return "-" if not value else f"{float(value):.4f}"
+    """Costs as everywhere else (``render.fmt_cost``)."""
+    return "-" if not value else fmt_cost(float(value))

@@ -17,12 +17,16 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
 
+from trace_tui.core.chat import ChatMessage, ToolCall, chat_messages, conversation_text
 from trace_tui.core.model import INPUTS_ATTR, OUTPUTS_ATTR, Assessment, Span, TraceTree
 from trace_tui.core.render import (
     fmt_assessment_value,
     fmt_cost,
     fmt_duration,
     fmt_tokens,
+    hidden_child_cost,
+    hidden_child_tokens,
+    is_pass,
     to_json_text,
     truncate_text,
 )
@@ -34,6 +38,22 @@ TAB_TITLES = {"inputs": "Inputs", "outputs": "Outputs", "attributes": "Attribute
               "events": "Events", "assessments": "Assessments"}
 HIDDEN_ATTRS = (INPUTS_ATTR, OUTPUTS_ATTR)
 _json = JSONHighlighter()
+ROLE_STYLES = {"system": "bold magenta", "user": "bold cyan", "assistant": "bold green",
+               "tool": "bold yellow", "function": "bold yellow"}
+PASS_CHIP, FAIL_CHIP = "bold black on green", "bold white on red"
+
+
+def verdict_chip(a: Assessment) -> tuple[str, str]:
+    """(text, style) of an assessment's value: a green pass / red fail chip when the value
+    reads as either (``render.is_pass``), plain otherwise."""
+    value = fmt_assessment_value(a)
+    if a.error:
+        return f" ! {value} ", FAIL_CHIP
+    verdict = is_pass(a.value)
+    if verdict is None:
+        return value, "bold"
+    shown = value.removeprefix("👍 ").removeprefix("👎 ")
+    return (f" ✓ {shown} ", PASS_CHIP) if verdict else (f" ✗ {shown} ", FAIL_CHIP)
 
 
 class SpanDetail(Widget):
@@ -132,9 +152,9 @@ class SpanDetail(Widget):
         self._dirty.discard(tab)
         span, tree = self.span, self.trace_tree
         if tab == "inputs":
-            self._set_json("inputs", span.inputs)
+            self._set_value("inputs", span.inputs, span)
         elif tab == "outputs":
-            self._set_json("outputs", span.outputs)
+            self._set_value("outputs", span.outputs, span)
         elif tab == "attributes":
             self._show_attributes(span, tree)
         elif tab == "events":
@@ -165,7 +185,19 @@ class SpanDetail(Widget):
         self.query_one(f"#body-{tab}", SafeStatic).update(text)
         self.query_one(f"#scroll-{tab}", VerticalScroll).scroll_home(animate=False)
 
-    def _set_json(self, tab: str, value: Any) -> None:
+    def _set_value(self, tab: str, value: Any, span: Span) -> None:
+        """A chat exchange as a conversation, a tool's input as a call, anything else as
+        pretty JSON."""
+        chat = chat_messages(value)
+        if chat is not None:
+            self._set_chat(tab, *chat)
+        elif tab == "inputs" and span.span_type == "TOOL" and isinstance(value, dict):
+            call = ToolCall(span.name, json.dumps(value, ensure_ascii=False, default=str))
+            self._set_json(tab, value, head=f"→ call {call.signature()}")
+        else:
+            self._set_json(tab, value)
+
+    def _set_json(self, tab: str, value: Any, head: str = "") -> None:
         if value is None:
             self._set(tab, Text("(none)", style="italic"), "")
             return
@@ -173,7 +205,38 @@ class SpanDetail(Widget):
         shown, truncated = truncate_text(full, self.MAX_LINES, self.MAX_CHARS)
         text = Text(shown)
         _json.highlight(text)
+        if head:
+            text = Text.assemble((head + "\n\n", "bold yellow"), text)
+            full = f"{head}\n\n{full}"
         self._set(tab, text, full, truncated)
+
+    def _set_chat(self, tab: str, messages: list[ChatMessage], rest: dict[str, Any]) -> None:
+        full = conversation_text(messages)
+        if rest:
+            full += "\n\n── other fields\n" + to_json_text(rest)
+        shown, truncated = truncate_text(full, self.MAX_LINES, self.MAX_CHARS)
+        if truncated:  # styling a cut conversation is not worth it: plain text
+            self._set(tab, Text(shown), full, True)
+            return
+        text = Text()
+        for m in messages:
+            text.append(f"── {m.role}", style=ROLE_STYLES.get(m.role, "bold"))
+            if m.tool_call_id:
+                text.append(f" (result of {m.tool_call_id})", style="dim")
+            text.append("\n")
+            if m.content:
+                text.append(m.content + "\n")
+            for call in m.tool_calls:
+                text.append("→ call ", style="bold yellow")
+                text.append(call.signature() + "\n")
+            text.append("\n")
+        if rest:
+            text.append("── other fields\n", style="dim")
+            other = Text(to_json_text(rest))
+            _json.highlight(other)
+            text.append_text(other)
+        text.rstrip()
+        self._set(tab, text, full, False)
 
     def _show_attributes(self, span: Span, tree: TraceTree) -> None:
         own = span.tokens
@@ -189,6 +252,14 @@ class SpanDetail(Widget):
              f"{fmt_tokens(span.tokens_total)} = {span.tokens_total.total}"),
             ("cost (subtree)", fmt_cost(span.cost_total) or "-"),
         ]
+        hidden_tok, hidden_cost = hidden_child_tokens(span), hidden_child_cost(span)
+        if hidden_tok or hidden_cost:
+            left_out = " and ".join(p for p in (
+                f"{hidden_tok:,} tokens" if hidden_tok else "",
+                fmt_cost(hidden_cost) if hidden_cost else "") if p)
+            head.append(("* subtree", "this span's own usage stands for its whole subtree "
+                         f"(MLflow's rule): its children's {left_out} are not added, so Σ "
+                         "can be smaller than a child's"))
         if span.model:
             head.append(("model", span.model))
         text = Text()
@@ -254,8 +325,9 @@ class SpanDetail(Widget):
                      else f"span {a.span_id}" if a.span_id else "trace")
             value = fmt_assessment_value(a)
             head = f"{a.name} = {value}"
-            style = "bold" + (" red" if a.error or value.endswith(" no") else "")
-            text.append(head, style=style)
+            chip, chip_style = verdict_chip(a)
+            text.append(f"{a.name} ", style="bold")
+            text.append(chip, style=chip_style)
             text.append(f"   [{a.source_type}:{a.source_id}] ({where})", style="dim")
             if a.create_time:
                 text.append(f" {a.create_time}", style="dim")

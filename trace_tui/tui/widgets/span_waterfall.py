@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
@@ -23,8 +24,11 @@ from trace_tui.core.render import (
     fmt_count,
     fmt_duration,
     fmt_share,
+    hidden_child_cost,
+    hidden_child_tokens,
     waterfall_bar,
 )
+from trace_tui.core.text import safe_text
 from trace_tui.tui.widgets.line_list import LineList, fit
 
 TYPE_STYLES = {
@@ -47,8 +51,10 @@ def flatten(spans: list[Span], collapsed: set[str]) -> list[Span]:
 
 
 class SpanWaterfall(LineList):
-    """Rows: type marker, tree + name, duration, share of trace, own and subtree tokens, cost,
-    and a bar on the trace's time axis. Errors in red; the critical path can be highlighted."""
+    """Rows: type marker, tree + name (and model), duration, share of trace, own and subtree
+    tokens, cost, and a bar on the trace's time axis. Errors in red; the critical path can be
+    highlighted (``»`` after the type marker, so an error on the path still shows it). A ``*``
+    after Σtok/Σcost: the span's own usage stands for its subtree, children not added."""
 
     HEADER_LINES = 1
 
@@ -391,7 +397,6 @@ class SpanWaterfall(LineList):
         else:
             prefix = " " * indent_cells
         label = span.name + (" ✗" if span.is_error else "")
-        name_text = fit(prefix + fold + label, name_w)
         if span.is_error:
             name_style = styles[p + "error"]
         elif on_path:
@@ -400,6 +405,14 @@ class SpanWaterfall(LineList):
             name_style = plain
         if span.span_id in self.matches:
             name_style = name_style + styles["match"]
+        dim = styles[p + "dim"]
+        head = safe_text(prefix + fold + label)
+        model = span.model
+        room = name_w - cell_len(head)
+        if model and room >= 6:  # the model after the name, dimmed, when it fits
+            name_parts = [(head, name_style), (fit(" " + model, room) + " ", dim)]
+        else:
+            name_parts = [(fit(head, name_w) + " ", name_style)]
         tree = self.trace_tree
         total_ms = tree.duration_ms if tree is not None else 0.0
         own = span.tokens
@@ -408,24 +421,29 @@ class SpanWaterfall(LineList):
         s_frac = (span.start_ns - start) / track if track else 0.0
         e_frac = (span.end_ns - start) / track if track and span.end_ns else 1.0
         lead, bar = waterfall_bar(s_frac, e_frac, bar_w)
-        if span.is_error:
-            bar_style = styles[p + "error"]
-        elif on_path:
+        if on_path:  # the path wins on the bar: an error is already in the name and ✗
             bar_style = styles[p + "critical"]
+        elif span.is_error:
+            bar_style = styles[p + "error"]
         else:
             bar_style = styles[p + "bar"]
-        dim = styles[p + "dim"]
         cost = span.cost_total
+        tok_total = fmt_count(span.tokens_total.total) if span.tokens_total.total else ""
+        if tok_total and hidden_child_tokens(span):
+            tok_total += "*"
+        cost_text = fmt_cost(cost) if cost else ""
+        if cost_text and hidden_child_cost(span):
+            cost_text += "*"
         # each gap takes the style of the text before it, so the two merge into one segment
         parts: list[tuple[str, Style]] = [
-            (marker + " ", marker_style),
-            (name_text + " ", name_style),
+            (marker, marker_style),
+            ("»", styles[p + "critical"]) if on_path else (" ", marker_style),
+            *name_parts,
             (fit(fmt_duration(span.duration_ms), 8, "right") + " ", plain),
             (fit(fmt_share(span.duration_ms, total_ms), 5, "right") + " ", dim),
             (fit(fmt_count(own.total) if own is not None else "", 6, "right") + " ", plain),
-            (fit(fmt_count(span.tokens_total.total) if span.tokens_total.total else "", 6,
-                 "right") + " ", dim),
-            (fit(fmt_cost(cost) if cost else "", 8, "right") + " " + " " * lead, dim),
+            (fit(tok_total, 6, "right") + " ", dim),
+            (fit(cost_text, 8, "right") + " " + " " * lead, dim),
             (bar, bar_style),
         ]
         strip = self.strip(parts, width, plain)

@@ -232,9 +232,11 @@ class TraceHeadline(SafeStatic):
         if tree.tokens_mismatch and info.tokens is not None:
             text.append(f" ⚠ server total {info.tokens.total:,} disagrees with the spans",
                         style="bold yellow")
-        cost = tree.cost_usd or info.cost_usd
-        if cost:
-            text.append(f"  cost {fmt_cost(cost)}")
+        if tree.cost_usd or info.cost_usd:
+            text.append(f"  cost {fmt_cost(tree.cost_usd)}")
+        if tree.cost_mismatch and info.cost_usd is not None:
+            text.append(f" ⚠ server cost {fmt_cost(info.cost_usd)} disagrees with the spans",
+                        style="bold yellow")
         text.append(f"  {len(tree.spans):,} spans")
         errors = sum(1 for s in tree.spans.values() if s.is_error)
         if errors:
