@@ -47,22 +47,15 @@ class ExplorerScreen(Screen[None]):
         return cast("TraceExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
-        yield StatusLine(id="status-line")
-        yield FilterBar(id="filter-bar")
-        yield TraceTable(self.explorer.buffer, id="trace-table")
+        # Kept as attributes, not queried: the app's timers reach them while the screen is
+        # still composing or already tearing down, when a query finds nothing.
+        self.status_line = StatusLine(id="status-line")
+        self.filter_bar = FilterBar(id="filter-bar")
+        self.table = TraceTable(self.explorer.buffer, id="trace-table")
+        yield self.status_line
+        yield self.filter_bar
+        yield self.table
         yield KeyFooter()
-
-    @property
-    def table(self) -> TraceTable:
-        return self.query_one(TraceTable)
-
-    @property
-    def filter_bar(self) -> FilterBar:
-        return self.query_one(FilterBar)
-
-    @property
-    def status_line(self) -> StatusLine:
-        return self.query_one(StatusLine)
 
     def on_mount(self) -> None:
         self.explorer.explorer_mounted(self)
