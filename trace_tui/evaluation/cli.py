@@ -84,6 +84,10 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.set_defaults(handler=run_report)
 
+    from trace_tui.evaluation.policy_cli import add_policy_commands
+
+    add_policy_commands(sub, fmt, common)
+
 
 # --------------------------------------------------------------------------- helpers
 
