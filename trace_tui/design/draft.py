@@ -137,11 +137,11 @@ class Draft:
         if not isinstance(budget, Table):
             budget = tomlkit.table()
             doc["budget"] = budget
-        for key in BUDGET_KEYS.values():
-            if key in budget and key != BUDGET_KEYS[self.budget_kind]:
-                del budget[key]
+        # Only the designer's limit is set: other limits in the file stay (all of them apply,
+        # and the preview, computed on this text, shows it).
         for k, v in self.budget_table().items():
-            budget[k] = v
+            if budget.get(k) != v:
+                budget[k] = v
         judges = doc.get("judge")
         known = {str(t.get("name")) for t in judges} if isinstance(judges, AoT) else set()
         for j in self.judges:
