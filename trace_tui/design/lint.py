@@ -96,7 +96,7 @@ def _judge_problems(text: str, source: str, raw: dict) -> list[str]:
         if not isinstance(t, dict):
             continue
         name = str(t.get("name", f"judge[{i}]"))
-        scorer = t.get("scorer", t.get("kind"))
+        scorer = str(t.get("scorer", t.get("kind", "")))
         options = {k: v for k, v in t.items() if k not in own}
         try:
             JudgeSpec.from_decl(name, scorer, options)

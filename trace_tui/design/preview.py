@@ -11,6 +11,7 @@ from typing import Any
 
 from samplers import Policy, TraceRecord
 from samplers.classify import UNMATCHED, compile_classifier, compile_rules
+from samplers.dry_run import _by_population
 from samplers.plan import build_plan, history_from_populations
 from samplers.precision import (
     StratumDesign,
@@ -77,7 +78,7 @@ def strata_of(policy: Policy, records: list[TraceRecord]) -> dict[str, tuple[str
         keys = [(k, recs) for (rule, k), recs in pops.items() if rule == name]
         render = cr.render
         if render is not None:
-            keys.sort(key=lambda kr, render=render: (-len(kr[1]), render(kr[0])))
+            keys.sort(key=_by_population(render))
         texts = [render(k) if render is not None else None for k, _ in keys]
         for s, (_, recs) in zip(cr.rule.ranked_strata(texts), keys, strict=True):
             out.setdefault(s, (name, []))[1].extend(recs)

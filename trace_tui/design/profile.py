@@ -30,7 +30,7 @@ def field_path(kind: str, key: str) -> str:
 @dataclass
 class ValueStats:
     value: str
-    count: int
+    count: float
     share: float
     judged: int
     pass_rate: float | None
@@ -90,7 +90,7 @@ class _Counts:
         self.counts[value] += 1
         if passes:
             self.judged[value] += len(passes)
-            self.passes[value] += sum(passes.values())
+            self.passes[value] += round(sum(passes.values()))
 
 
 class ProfileBuilder:

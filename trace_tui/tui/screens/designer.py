@@ -1,0 +1,406 @@
+"""The policy designer: pick key fields from the data's profile, set budget, allocation,
+floors and judges, and watch rates, cost and the expected precision update; save a policy
+`sample` reads as is, or edit it in $EDITOR (errors come back inline with file:line)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+from textual.worker import get_current_worker
+
+from trace_tui.core.text import safe_text
+from trace_tui.design.draft import Draft, JudgeChoice
+from trace_tui.design.judges import MENU
+from trace_tui.tui.widgets.safe import SafeStatic
+
+if TYPE_CHECKING:
+    from trace_tui.design.preview import Preview
+    from trace_tui.design.window import DesignWindow
+    from trace_tui.tui.app import TraceExplorerApp
+
+ALLOCATIONS = ("neyman", "proportional", "equal", "cost_optimal")
+BUDGET_KINDS = ("traces", "tokens", "usd")
+BUDGET_STEP = 1.25
+FIELD_COLUMNS = ("key", "field", "values", "largest", "spread")
+PREVIEW_COLUMNS = ("stratum", "pop/w", "rate", "sample/w", "tokens/w", "$/w", "pass")
+
+
+class DesignerScreen(Screen[None]):
+    """Draft -> TOML -> the sampler's own parser and planner, recomputed in a thread."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="designer.back"),
+        Binding("space", "toggle_field", "Key field", id="designer.toggle"),
+        Binding("b", "budget(1)", "Budget+", id="designer.budget_up"),
+        Binding("B", "budget(-1)", "Budget-", show=False, id="designer.budget_down"),
+        Binding("k", "budget_kind", "Unit", id="designer.budget_kind"),
+        Binding("a", "allocation", "Allocation", id="designer.allocation"),
+        Binding("m", "min_per_stratum(1)", "Min+", show=False, id="designer.min_up"),
+        Binding("M", "min_per_stratum(-1)", "Min-", show=False, id="designer.min_down"),
+        Binding("f", "floor(1)", "Floor+", show=False, id="designer.floor_up"),
+        Binding("F", "floor(-1)", "Floor-", show=False, id="designer.floor_down"),
+        Binding("j", "judge", "Judge", id="designer.judge"),
+        Binding("p", "prior(1)", "Prior+", show=False, id="designer.prior_up"),
+        Binding("P", "prior(-1)", "Prior-", show=False, id="designer.prior_down"),
+        Binding("ctrl+s", "save", "Save", id="designer.save"),
+        Binding("E", "edit", "$EDITOR", id="designer.edit"),
+    ]
+
+    DEFAULT_CSS = """
+    DesignerScreen #designer-title { height: 1; background: $boost; padding: 0 1; }
+    DesignerScreen #fields { height: 7; }
+    DesignerScreen #designer-choices { height: 2; padding: 0 1; }
+    DesignerScreen #preview { height: 1fr; }
+    DesignerScreen #designer-totals { height: 2; padding: 0 1; }
+    DesignerScreen #designer-error { height: auto; max-height: 3; color: $error; padding: 0 1; }
+    """
+
+    def __init__(self, out: Path, *, window: DesignWindow | None = None,
+                 experiment_ids: list[str] | None = None, since_s: float = 86_400,
+                 experiment: str | None = None) -> None:
+        super().__init__()
+        self.out = out
+        self.window = window
+        self.experiment_ids = experiment_ids
+        self.since_s = since_s
+        self.prior = 0.9
+        self.draft = Draft(name=out.stem or "policy", experiment=experiment)
+        self.base_text: str | None = None  # the file as opened (edits keep its comments)
+        self.error = ""
+        self.result: Preview | None = None
+        self.text = ""  # the TOML the preview was computed from (what Save writes)
+        self._generation = 0
+        self._load_existing()
+
+    @property
+    def tapp(self) -> TraceExplorerApp:
+        return cast("TraceExplorerApp", self.app)
+
+    def _load_existing(self) -> None:
+        from samplers import PolicyError, parse_policy
+
+        if not self.out.exists():
+            return
+        try:
+            self.base_text = self.out.read_text(encoding="utf-8")
+            policy = parse_policy(self.base_text, str(self.out))
+        except (OSError, UnicodeDecodeError, PolicyError) as exc:
+            self.error = str(exc)
+            self.base_text = None
+            return
+        self.draft = Draft.from_policy(policy)
+        self.draft = self.draft.with_(judges=tuple(
+            JudgeChoice(t.name) for t in MENU if t.name in {j.name for j in policy.judges}))
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield SafeStatic("", id="designer-title", multiline=False)
+            yield DataTable(id="fields", cursor_type="row", zebra_stripes=True)
+            yield SafeStatic("", id="designer-choices")
+            yield DataTable(id="preview", cursor_type="row", zebra_stripes=True)
+            yield SafeStatic("", id="designer-totals")
+            yield SafeStatic(self.error, id="designer-error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#fields", DataTable).add_columns(*FIELD_COLUMNS)
+        self.query_one("#preview", DataTable).add_columns(*PREVIEW_COLUMNS)
+        self._show_title()
+        if self.window is None:
+            self.load_window()
+        else:
+            self._window_ready()
+
+    # ------------------------------------------------------------------ data
+
+    @work(exclusive=True, group="designer-load")
+    async def load_window(self) -> None:
+        from trace_tui.core.client import MlflowClient
+        from trace_tui.core.errors import TraceTuiError
+        from trace_tui.design.source import fetch_window
+
+        self.query_one("#designer-totals", SafeStatic).update("reading recent traces ...")
+        try:
+            ids = self.experiment_ids
+            if not ids:
+                exp = self.tapp.experiment
+                if exp is None:
+                    exp = await self.tapp.client.resolve_experiment(self.draft.experiment)
+                ids = [exp.experiment_id]
+                if self.draft.experiment is None:
+                    self.draft = self.draft.with_(experiment=exp.name)
+            client = cast(MlflowClient, self.tapp.client)
+            self.window = await fetch_window(client, ids, self.since_s)
+        except TraceTuiError as exc:
+            self._set_error(str(exc))
+            return
+        self._window_ready()
+
+    def _window_ready(self) -> None:
+        assert self.window is not None
+        self._show_fields()
+        self._show_title()
+        self.query_one("#fields", DataTable).focus()
+        self.recompute()
+
+    # ------------------------------------------------------------------ preview
+
+    def recompute(self) -> None:
+        """Start a preview of the current draft; a newer one makes older results stale."""
+        if self.window is None:
+            return
+        self._generation += 1
+        self._show_choices()
+        self.query_one("#designer-totals", SafeStatic).update("computing ...")
+        self._compute(self._generation, self.draft, self.window, self.prior, self.base_text)
+
+    @work(thread=True, exclusive=False, group="designer-preview")
+    def _compute(self, generation: int, draft: Draft, window: DesignWindow, prior: float,
+                 base: str | None) -> None:
+        from samplers import PolicyError, parse_policy
+        from trace_tui.design.preview import preview
+
+        text = draft.apply_to(base) if base is not None else draft.to_toml()
+        try:
+            result = preview(parse_policy(text, str(self.out)), window, prior=prior)
+            error = ""
+        except PolicyError as exc:
+            result, error = None, str(exc)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._computed, generation, text, result, error)
+
+    def _computed(self, generation: int, text: str, result: Preview | None, error: str) -> None:
+        if generation != self._generation:
+            return  # a newer choice is being computed
+        self.text, self.result = text, result
+        self._set_error(error)
+        self._show_preview()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _change(self, **changes: Any) -> None:
+        self.draft = self.draft.with_(**changes)
+        self.recompute()
+
+    def action_toggle_field(self) -> None:
+        table = self.query_one("#fields", DataTable)
+        if self.window is None or not table.row_count:
+            return
+        f = self.window.profile.fields[table.cursor_row]
+        keys = list(self.draft.key_fields)
+        current = next((k for k in keys if k == f.key_field or k == f.path
+                        or k.startswith(f"bucket({f.path},")), None)
+        if current is None:
+            keys.append(f.key_field)
+        else:
+            keys.remove(current)
+        self._change(key_fields=tuple(keys))
+        self._show_fields()
+
+    def action_budget(self, direction: int) -> None:
+        amount = self.draft.budget * (BUDGET_STEP if direction > 0 else 1 / BUDGET_STEP)
+        if self.draft.budget_kind != "usd":
+            amount = max(1, round(amount))
+        self._change(budget=amount)
+
+    def action_budget_kind(self) -> None:
+        i = (BUDGET_KINDS.index(self.draft.budget_kind) + 1) % len(BUDGET_KINDS)
+        defaults = {"traces": 100, "tokens": 100_000, "usd": 1.0}
+        kind = BUDGET_KINDS[i]
+        self._change(budget_kind=kind, budget=defaults[kind])
+
+    def action_allocation(self) -> None:
+        current = self.draft.allocation
+        i = (ALLOCATIONS.index(current) + 1) % len(ALLOCATIONS) if current in ALLOCATIONS else 0
+        self._change(allocation=ALLOCATIONS[i])
+
+    def action_min_per_stratum(self, step: int) -> None:
+        self._change(min_per_stratum=max(0, self.draft.min_per_stratum + step))
+
+    def action_floor(self, step: int) -> None:
+        floor = round(min(1.0, max(0.0, self.draft.min_rate + 0.005 * step)), 4)
+        self._change(min_rate=floor)
+
+    def action_prior(self, step: int) -> None:
+        self.prior = round(min(0.99, max(0.01, self.prior + 0.05 * step)), 2)
+        self.recompute()
+
+    def action_judge(self) -> None:
+        """Cycle the judge among the menu (built-ins, then make_judge templates)."""
+        names = [t.name for t in MENU]
+        current = self.draft.judges[0].template if self.draft.judges else None
+        nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
+        model = self.draft.judges[0].model if self.draft.judges else JudgeChoice(nxt).model
+        self._change(judges=(JudgeChoice(nxt, model=model),))
+
+    def action_save(self) -> None:
+        if not self.text or self.result is None:
+            self.notify("nothing valid to save yet", severity="warning")
+            return
+        from trace_tui.design.lint import lint_text
+
+        problems = lint_text(self.text, str(self.out))
+        if problems:
+            self._set_error("\n".join(problems))
+            return
+        self.out.write_text(self.text, encoding="utf-8")
+        self.base_text = self.text
+        from samplers import parse_policy
+
+        version = parse_policy(self.text).version
+        self.notify(f"saved {self.out} (version {version})")
+        self._show_title()
+
+    def action_edit(self) -> None:
+        if not self.out.exists():
+            self.action_save()
+            if not self.out.exists():
+                return
+        self.edit_file()
+
+    @work(exclusive=True, group="designer-edit")
+    async def edit_file(self) -> None:
+        problems = await edit_in_editor(self.app, self.out)
+        if problems:
+            self._set_error("\n".join(problems))
+            return
+        self._set_error("")
+        self._load_existing()
+        self._show_fields()
+        self.recompute()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _set_error(self, error: str) -> None:
+        self.error = error
+        self.query_one("#designer-error", SafeStatic).update(error)
+
+    def _show_title(self) -> None:
+        w = self.window
+        data = (f"{w.total:,} traces, {w.profile.judged:,} judged" if w is not None
+                else "loading")
+        self.query_one("#designer-title", SafeStatic).update(
+            f"Designer · {self.out} · {data} (space: key field, ctrl+s: save)")
+
+    def _show_fields(self) -> None:
+        table = self.query_one("#fields", DataTable)
+        row = table.cursor_row
+        table.clear()
+        if self.window is None:
+            return
+        chosen = set(self.draft.key_fields)
+        for f in self.window.profile.fields:
+            on = f.key_field in chosen or f.path in chosen or any(
+                k.startswith(f"bucket({f.path},") for k in chosen)
+            top = f.values[0] if f.values else None
+            card = f"{f.cardinality}{'+' if f.truncated else ''}"
+            largest = f"{top.share:.0%} {top.value}" if top else ""
+            spread = "-" if f.spread is None else f"{f.spread:.2f}"
+            cells = ("[x]" if on else "[ ]", f.key_field if f.numeric else f.path, card,
+                     largest, spread)
+            table.add_row(*(Text(safe_text(c, multiline=False)) for c in cells))
+        if table.row_count:
+            table.move_cursor(row=min(row, table.row_count - 1))
+
+    def _show_choices(self) -> None:
+        d = self.draft
+        judge = ", ".join(j.judge_name for j in d.judges) or "none"
+        amount = (f"${d.budget:.2f}" if d.budget_kind == "usd"
+                  else f"{d.budget:,.0f} {d.budget_kind}")
+        self.query_one("#designer-choices", SafeStatic).update(
+            f"budget {amount}/{d.window} (b/B, k) · allocation {d.allocation} (a) · "
+            f"min/stratum {d.min_per_stratum} (m/M) · floor {d.min_rate:.1%} (f/F)\n"
+            f"judge {judge} (j) · prior pass rate {self.prior:.0%} (p/P) · "
+            f"keys: {', '.join(d.key_fields) or 'none (uniform)'}")
+
+    def _show_preview(self) -> None:
+        table = self.query_one("#preview", DataTable)
+        table.clear()
+        r = self.result
+        if r is None:
+            self.query_one("#designer-totals", SafeStatic).update("")
+            return
+        for row in r.rows:
+            cells = (row.stratum, f"{row.population:,.1f}", f"{row.rate:.1%}",
+                     f"{row.expected_sample:.1f}", f"{row.judge_tokens:,.0f}",
+                     f"{row.cost_usd:.4f}", f"{row.pass_rate:.0%}{'' if row.judged else '*'}")
+            table.add_row(*(Text(safe_text(c, multiline=False)) for c in cells))
+        self.query_one("#designer-totals", SafeStatic).update(
+            f"per window: sample {r.expected_sample:.1f} · tokens {r.judge_tokens:,.0f} · "
+            f"${r.cost_usd:.4f}   ±{_pct(r.half_width)} vs uniform ±"
+            f"{_pct(r.uniform_half_width)} (95%, {r.judge or 'all judges'}, "
+            f"{r.windows:g} windows{_prior_note(self.window)})")
+
+
+def _prior_note(window: DesignWindow | None) -> str:
+    return "" if window is not None and window.profile.judged else ", * prior"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x == float("inf") else f"{x:.1%}"
+
+
+def editor_command(path: Path) -> list[str]:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    return [*shlex.split(editor), str(path)]
+
+
+async def edit_in_editor(app: Any, path: Path) -> list[str]:
+    """Run $EDITOR on `path` (the app suspended where the terminal allows), then lint it:
+    the problems with file:line, or [] when the file is a valid policy."""
+    from textual.app import SuspendNotSupported
+
+    from trace_tui.design.lint import lint_file
+
+    cmd = editor_command(path)
+    try:
+        try:
+            with app.suspend():
+                subprocess.run(cmd, check=False)
+        except SuspendNotSupported:  # headless (tests, pipes): the editor runs without a tty
+            await asyncio.to_thread(subprocess.run, cmd, check=False,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    except OSError as exc:
+        return [f"{cmd[0]}: cannot run the editor: {exc.strerror or exc}"]
+    return await asyncio.to_thread(lint_file, path)
+
+
+def open_designer(args: Any) -> int:
+    """`trace-tui policy new`: the explorer app, opened on the designer."""
+    from trace_tui.evaluation.cli import parse_duration_s
+    from trace_tui.server.connect import connect
+    from trace_tui.tui.app import ScreenHook, TraceExplorerApp
+    from trace_tui.tui.screens.judging import judge_screen_hooks
+
+    since_s = parse_duration_s(args.since)
+    out = Path(args.out)
+
+    class DesignerApp(TraceExplorerApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.open_hook("designer")
+
+    with connect(args.tracking_uri) as conn:
+        hook = ScreenHook("designer", "ctrl+n", "Designer", lambda app: DesignerScreen(
+            out, since_s=since_s, experiment=args.experiment))
+        app = DesignerApp(conn.uri, experiment=args.experiment,
+                          server_label=f"{conn.uri} ({conn.source})",
+                          screen_hooks=[hook, *judge_screen_hooks(
+                              out if out.exists() else None, args.experiment)])
+        app.run()
+        return int(app.return_code or 0)
