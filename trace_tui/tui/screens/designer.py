@@ -82,7 +82,13 @@ class DesignerScreen(Screen[None]):
         self.result: Preview | None = None
         self.text = ""  # the TOML the preview was computed from (what Save writes)
         self._generation = 0
+        self._shown = 0  # the generation on screen
         self._load_existing()
+
+    @property
+    def computing(self) -> bool:
+        """A preview of the latest choices is still being computed."""
+        return self._shown != self._generation
 
     @property
     def tapp(self) -> TraceExplorerApp:
@@ -184,7 +190,7 @@ class DesignerScreen(Screen[None]):
     def _computed(self, generation: int, text: str, result: Preview | None, error: str) -> None:
         if generation != self._generation:
             return  # a newer choice is being computed
-        self.text, self.result = text, result
+        self.text, self.result, self._shown = text, result, generation
         self._set_error(error)
         self._show_preview()
 
