@@ -66,7 +66,8 @@ async def test_design_from_scratch_matches_sample_dry_run(seeded, tmp_path: Path
         await pilot.press("n")
         screen = app.screen
         assert isinstance(screen, DesignerScreen)
-        screen.since_s = MONTH_S
+        assert screen.out == Path("policy.toml")  # no policy open: a new file
+        screen.out, screen.since_s = out, MONTH_S
         screen.load_window()
         await wait_for(pilot, lambda: screen.window is not None and _previewed(screen),
                        timeout=30, what="the window and its first preview")
@@ -161,9 +162,13 @@ async def test_a_keypress_answers_while_the_preview_computes() -> None:
                 await asyncio.sleep(0.001)
             return time.perf_counter() - start
 
+        row = table.cursor_row  # a first keypress renders the cursor: not what is measured
+        await key("down", lambda: table.cursor_row == row + 1)
+        await key("up", lambda: table.cursor_row == row)
         await key("space", lambda: screen.computing)  # tags.route: the big recomputation
+        await asyncio.sleep(0.1)  # the toggled row's own repaint is not what is measured
         latencies = []
-        for _ in range(5):
+        for _ in range(7):
             row = table.cursor_row
             latencies.append(await key("down", lambda row=row: table.cursor_row == row + 1))
         still_running = screen.computing

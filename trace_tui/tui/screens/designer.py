@@ -28,6 +28,7 @@ from trace_tui.tui.widgets.safe import SafeStatic
 if TYPE_CHECKING:
     from trace_tui.design.preview import Preview
     from trace_tui.design.window import DesignWindow
+    from trace_tui.design.worker import PreviewProcess
     from trace_tui.tui.app import TraceExplorerApp
 
 ALLOCATIONS = ("neyman", "proportional", "equal", "cost_optimal")
@@ -83,6 +84,7 @@ class DesignerScreen(Screen[None]):
         self.text = ""  # the TOML the preview was computed from (what Save writes)
         self._generation = 0
         self._shown = 0  # the generation on screen
+        self._process: PreviewProcess | None = None
         self._load_existing()
 
     @property
@@ -154,8 +156,17 @@ class DesignerScreen(Screen[None]):
             return
         self._window_ready()
 
+    def on_unmount(self) -> None:
+        if self._process is not None:
+            self._process.close()
+
     def _window_ready(self) -> None:
+        from trace_tui.design.worker import PreviewProcess
+
         assert self.window is not None
+        if self._process is not None:
+            self._process.close()
+        self._process = PreviewProcess(self.window)
         self._show_fields()
         self._show_title()
         self.query_one("#fields", DataTable).focus()
@@ -170,20 +181,15 @@ class DesignerScreen(Screen[None]):
         self._generation += 1
         self._show_choices()
         self.query_one("#designer-totals", SafeStatic).update("computing ...")
-        self._compute(self._generation, self.draft, self.window, self.prior, self.base_text)
+        self._compute(self._generation, self.draft, self.prior, self.base_text)
 
     @work(thread=True, exclusive=False, group="designer-preview")
-    def _compute(self, generation: int, draft: Draft, window: DesignWindow, prior: float,
-                 base: str | None) -> None:
-        from samplers import PolicyError, parse_policy
-        from trace_tui.design.preview import preview
-
+    def _compute(self, generation: int, draft: Draft, prior: float, base: str | None) -> None:
+        """In a thread that waits on the preview process (see trace_tui.design.worker)."""
+        if generation != self._generation or self._process is None:
+            return  # a newer choice was made before this one started: skip it
         text = draft.apply_to(base) if base is not None else draft.to_toml()
-        try:
-            result = preview(parse_policy(text, str(self.out)), window, prior=prior)
-            error = ""
-        except PolicyError as exc:
-            result, error = None, str(exc)
+        result, error = self._process.compute(text, str(self.out), prior)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._computed, generation, text, result, error)
 
