@@ -20,7 +20,8 @@ from samplers import parse_policy
 from samplers.synthetic import synthetic_population
 from tests.test_tui_pilot import make_app, wait_for
 from trace_tui.core.client import MlflowClient
-from trace_tui.design import window_of
+from trace_tui.demo.fake_judge import run_in_thread
+from trace_tui.design import JudgeChoice, window_of
 from trace_tui.evaluation.loop import JudgeLoop
 from trace_tui.tui.screens.designer import DesignerScreen
 from trace_tui.tui.screens.judging import judge_screen_hooks
@@ -175,3 +176,27 @@ async def test_a_keypress_answers_while_the_preview_computes() -> None:
         await wait_for(pilot, lambda: _previewed(screen), timeout=60, what="the preview")
     assert still_running, "the preview finished before the keypresses: nothing measured"
     assert sorted(latencies)[len(latencies) // 2] < 0.05, latencies
+
+
+async def test_judge_test_call_shows_verdict_and_rationale(seeded, tmp_path: Path) -> None:
+    base, stop = run_in_thread(latency_s=0.01)
+    try:
+        judge = JudgeChoice("quality", model="openai:/fake-judge", base_url=base)
+        screen = DesignerScreen(tmp_path / "p.toml", experiment_ids=[seeded.experiment_id],
+                                since_s=MONTH_S, judge=judge)
+        app = make_app(seeded.uri, seeded.experiment_name)
+        async with app.run_test(size=SMALL) as pilot:
+            await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+            app.push_screen(screen)
+            await wait_for(pilot, lambda: _previewed(screen), timeout=30, what="a preview")
+            screen.query_one("#preview", DataTable).focus()
+            await pilot.press("t")
+            await wait_for(pilot, lambda: screen.last_verdict is not None, timeout=60,
+                           what="the verdict")
+            verdict = screen.last_verdict
+            assert verdict.error is None and verdict.value is not None and verdict.rationale
+            shown = str(screen.query_one("#designer-test").render())
+            assert "judge quality on tr-" in shown and verdict.rationale[:20] in shown
+            assert not (tmp_path / "p.toml").exists()  # tested before saving
+    finally:
+        stop()

@@ -71,8 +71,8 @@ class ExtraRule:
 
 @dataclass(frozen=True)
 class Draft:
-    """Everything the designer lets one choose. `key_fields` empty: the main rule is a
-    uniform (probabilistic) sample at `uniform_rate`."""
+    """Everything the designer lets one choose. `key_fields` empty: the main rule samples
+    uniformly within the budget (proportional allocation over `status`)."""
 
     name: str = "policy"
     experiment: str | None = None
@@ -84,7 +84,6 @@ class Draft:
     min_per_stratum: int = 1
     min_rate: float = 0.0
     max_keys: int = 100
-    uniform_rate: float = 0.05
     rules: tuple[ExtraRule, ...] = ()
     judges: tuple[JudgeChoice, ...] = field(default_factory=lambda: (JudgeChoice("relevance"),))
     description: str = ""
@@ -100,13 +99,15 @@ class Draft:
 
     def main_table(self) -> dict[str, Any]:
         judges = [j.judge_name for j in self.judges]
-        out: dict[str, Any] = {"name": MAIN}
+        out: dict[str, Any] = {"name": MAIN, "type": "stratified"}
         if not self.key_fields:
-            out |= {"type": "probabilistic", "rate": self.uniform_rate}
+            # A uniform sample that still follows the budget: one rate for every stratum.
+            out |= {"key_fields": ["status"], "allocation": "proportional",
+                    "min_per_stratum": 0, "min_rate": self.min_rate}
         else:
-            out |= {"type": "stratified", "key_fields": list(self.key_fields),
-                    "allocation": self.allocation, "min_per_stratum": self.min_per_stratum,
-                    "min_rate": self.min_rate, "max_keys": self.max_keys}
+            out |= {"key_fields": list(self.key_fields), "allocation": self.allocation,
+                    "min_per_stratum": self.min_per_stratum, "min_rate": self.min_rate,
+                    "max_keys": self.max_keys}
         if judges:
             out["judges"] = judges
         return out
@@ -161,8 +162,9 @@ class Draft:
                 rules.append(_table(main))
             else:
                 main["name"] = target.get("name", MAIN)
-                for k in ("key_fields", "rate", "allocation", "min_per_stratum", "min_rate",
-                          "max_keys"):
+                if target.get("type") != "stratified" and "rate" in target:
+                    del target["rate"]  # a probabilistic rule becomes the stratified one
+                for k in ("key_fields", "allocation", "min_per_stratum", "min_rate", "max_keys"):
                     if k in target and k not in main:
                         del target[k]
                 for k, v in main.items():

@@ -40,6 +40,14 @@ def add_policy_commands(sub: Any, fmt: type[argparse.HelpFormatter],
                      help="the window of traces to design from (e.g. 1h, 24h, 7d)")
     new.add_argument("--out", "-o", type=Path, default=Path("policy.toml"),
                      help="the file to write (an existing one is edited in place)")
+    new.add_argument("--judge", default="relevance", metavar="NAME",
+                     help="the first judge, from the designer's menu (j cycles it)")
+    new.add_argument("--judge-model", default=None, metavar="URI",
+                     help="its model, e.g. openai:/gpt-4o-mini")
+    new.add_argument("--judge-base-url", default=None, metavar="URL",
+                     help="an OpenAI-compatible endpoint for it")
+    new.add_argument("--judge-key-env", default=None, metavar="NAME",
+                     help="the environment variable holding its API key")
     new.set_defaults(handler=lambda a: _run_new(a, open_designer))
 
     lint = psub.add_parser("lint", help="check policy files: every problem, with file:line",

@@ -55,6 +55,7 @@ class DesignerScreen(Screen[None]):
         Binding("j", "judge", "Judge", id="designer.judge"),
         Binding("p", "prior(1)", "Prior+", show=False, id="designer.prior_up"),
         Binding("P", "prior(-1)", "Prior-", show=False, id="designer.prior_down"),
+        Binding("t", "test_judge", "Test judge", id="designer.test_judge"),
         Binding("ctrl+s", "save", "Save", id="designer.save"),
         Binding("E", "edit", "$EDITOR", id="designer.edit"),
     ]
@@ -65,22 +66,26 @@ class DesignerScreen(Screen[None]):
     DesignerScreen #designer-choices { height: 2; padding: 0 1; }
     DesignerScreen #preview { height: 1fr; }
     DesignerScreen #designer-totals { height: 2; padding: 0 1; }
+    DesignerScreen #designer-test { height: auto; max-height: 3; padding: 0 1; }
     DesignerScreen #designer-error { height: auto; max-height: 3; color: $error; padding: 0 1; }
     """
 
     def __init__(self, out: Path, *, window: DesignWindow | None = None,
                  experiment_ids: list[str] | None = None, since_s: float = 86_400,
-                 experiment: str | None = None) -> None:
+                 experiment: str | None = None,
+                 judge: JudgeChoice | None = None) -> None:
         super().__init__()
         self.out = out
         self.window = window
         self.experiment_ids = experiment_ids
         self.since_s = since_s
         self.prior = 0.9
-        self.draft = Draft(name=out.stem or "policy", experiment=experiment)
+        self.draft = Draft(name=out.stem or "policy", experiment=experiment,
+                           judges=(judge or JudgeChoice("relevance"),))
         self.base_text: str | None = None  # the file as opened (edits keep its comments)
         self.error = ""
         self.result: Preview | None = None
+        self.last_verdict: Any = None
         self.text = ""  # the TOML the preview was computed from (what Save writes)
         self._generation = 0
         self._shown = 0  # the generation on screen
@@ -119,6 +124,7 @@ class DesignerScreen(Screen[None]):
             yield SafeStatic("", id="designer-choices")
             yield DataTable(id="preview", cursor_type="row", zebra_stripes=True)
             yield SafeStatic("", id="designer-totals")
+            yield SafeStatic("", id="designer-test")
             yield SafeStatic(self.error, id="designer-error")
         yield Footer()
 
@@ -257,8 +263,45 @@ class DesignerScreen(Screen[None]):
         names = [t.name for t in MENU]
         current = self.draft.judges[0].template if self.draft.judges else None
         nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
-        model = self.draft.judges[0].model if self.draft.judges else JudgeChoice(nxt).model
-        self._change(judges=(JudgeChoice(nxt, model=model),))
+        base = self.draft.judges[0] if self.draft.judges else JudgeChoice(nxt)
+        self._change(judges=(JudgeChoice(nxt, model=base.model, base_url=base.base_url,
+                                         api_key_env=base.api_key_env),))
+
+    def action_test_judge(self) -> None:
+        """The draft's first judge on one trace of the selected stratum."""
+        if self.result is None or not self.draft.judges or self.window is None:
+            self.notify("nothing to test yet", severity="warning")
+            return
+        table = self.query_one("#preview", DataTable)
+        row = self.result.rows[min(table.cursor_row, len(self.result.rows) - 1)]
+        self.test_judge(row.stratum, self.draft.judges[0].judge_name, self.text)
+
+    @work(exclusive=True, group="designer-judge")
+    async def test_judge(self, stratum: str, judge: str, text: str) -> None:
+        from samplers import parse_policy
+        from trace_tui.core.client import MlflowClient
+        from trace_tui.core.errors import TraceTuiError
+        from trace_tui.design.judge_trial import try_judge
+        from trace_tui.design.preview import strata_of
+
+        assert self.window is not None
+        out = self.query_one("#designer-test", SafeStatic)
+        groups = await asyncio.to_thread(strata_of, parse_policy(text), self.window.records)
+        records = groups.get(stratum, ("", []))[1]
+        if not records:
+            out.update(f"no trace of {stratum} in the window")
+            return
+        trace_id = records[-1].trace_id
+        out.update(f"judge {judge} on {trace_id} ...")
+        try:
+            v = await try_judge(cast(MlflowClient, self.tapp.client), text, judge,
+                                      trace_id)
+        except TraceTuiError as exc:
+            out.update(f"judge {judge} on {trace_id}: {exc}")
+            return
+        self.last_verdict = v
+        result = v.error or f"{v.value} ({'pass' if v.passed else 'fail'})"
+        out.update(f"judge {judge} on {trace_id}: {result}. {v.rationale or ''}")
 
     def action_save(self) -> None:
         if not self.text or self.result is None:
@@ -394,6 +437,7 @@ async def edit_in_editor(app: Any, path: Path) -> list[str]:
 
 def open_designer(args: Any) -> int:
     """`trace-tui policy new`: the explorer app, opened on the designer."""
+    from trace_tui.core.errors import ConfigError
     from trace_tui.evaluation.cli import parse_duration_s
     from trace_tui.server.connect import connect
     from trace_tui.tui.app import ScreenHook, TraceExplorerApp
@@ -408,8 +452,17 @@ def open_designer(args: Any) -> int:
             self.open_hook("designer")
 
     with connect(args.tracking_uri) as conn:
+        from trace_tui.design.judges import DEFAULT_MODEL, template
+
+        try:
+            template(args.judge)
+        except KeyError:
+            raise ConfigError(f"--judge: expected one of {', '.join(t.name for t in MENU)}, "
+                              f"got {args.judge!r}") from None
+        judge = JudgeChoice(args.judge, model=args.judge_model or DEFAULT_MODEL,
+                            base_url=args.judge_base_url, api_key_env=args.judge_key_env)
         hook = ScreenHook("designer", "ctrl+n", "Designer", lambda app: DesignerScreen(
-            out, since_s=since_s, experiment=args.experiment))
+            out, since_s=since_s, experiment=args.experiment, judge=judge))
         app = DesignerApp(conn.uri, experiment=args.experiment,
                           server_label=f"{conn.uri} ({conn.source})",
                           screen_hooks=[hook, *judge_screen_hooks(
