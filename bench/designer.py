@@ -28,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from samplers import parse_policy  # noqa: E402
-from samplers.synthetic import synthetic_population  # noqa: E402
-from trace_tui.design import Draft, WindowBuilder  # noqa: E402
-from trace_tui.design.preview import preview  # noqa: E402
-from trace_tui.design.worker import PreviewProcess  # noqa: E402
+from samplers import parse_policy
+from samplers.synthetic import synthetic_population
+from trace_tui.design import Draft, WindowBuilder
+from trace_tui.design.preview import preview
+from trace_tui.design.worker import PreviewProcess
 
 CHUNK = 200_000
 DRAFTS = {
