@@ -192,6 +192,7 @@ class Draft:
         if not isinstance(main, StratifiedRule):
             main = next((r for r in reversed(policy.rules) if isinstance(r, StratifiedRule)),
                         None)
+        # judges=(): an edit keeps the file's judges and the rule's `judges` as written
         draft = cls(name=policy.name, experiment=policy.source.experiment_name,
                     window=str(b.window), budget_kind=kind, budget=amount, judges=(),
                     description=policy.description)

@@ -113,9 +113,8 @@ class DesignerScreen(Screen[None]):
             self.error = str(exc)
             self.base_text = None
             return
+        # judges=(): the file's judges and the rule's `judges` stay as written (j replaces them)
         self.draft = Draft.from_policy(policy)
-        self.draft = self.draft.with_(judges=tuple(
-            JudgeChoice(t.name) for t in MENU if t.name in {j.name for j in policy.judges}))
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -269,12 +268,19 @@ class DesignerScreen(Screen[None]):
 
     def action_test_judge(self) -> None:
         """The draft's first judge on one trace of the selected stratum."""
-        if self.result is None or not self.draft.judges or self.window is None:
+        from samplers import parse_policy
+
+        if self.result is None or self.window is None or not self.result.rows:
             self.notify("nothing to test yet", severity="warning")
+            return
+        judges = [j.name for j in parse_policy(self.text).judges]
+        judge = self.draft.judges[0].judge_name if self.draft.judges else (judges or [""])[0]
+        if not judge:
+            self.notify("the draft has no judge (j picks one)", severity="warning")
             return
         table = self.query_one("#preview", DataTable)
         row = self.result.rows[min(table.cursor_row, len(self.result.rows) - 1)]
-        self.test_judge(row.stratum, self.draft.judges[0].judge_name, self.text)
+        self.test_judge(row.stratum, judge, self.text)
 
     @work(exclusive=True, group="designer-judge")
     async def test_judge(self, stratum: str, judge: str, text: str) -> None:
