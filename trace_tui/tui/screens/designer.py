@@ -372,7 +372,8 @@ class DesignerScreen(Screen[None]):
             card = f"{f.cardinality}{'+' if f.truncated else ''}"
             largest = f"{top.share:.0%} {top.value}" if top else ""
             spread = "-" if f.spread is None else f"{f.spread:.2f}"
-            cells = ("[x]" if on else "[ ]", f.key_field if f.numeric else f.path, card,
+            name = f"{f.path} (quartiles)" if f.numeric else f.path
+            cells = ("[x]" if on else "[ ]", name[:32], card,
                      largest, spread)
             table.add_row(*(Text(safe_text(c, multiline=False)) for c in cells))
         if table.row_count:
@@ -384,9 +385,8 @@ class DesignerScreen(Screen[None]):
         amount = (f"${d.budget:.2f}" if d.budget_kind == "usd"
                   else f"{d.budget:,.0f} {d.budget_kind}")
         self.query_one("#designer-choices", SafeStatic).update(
-            f"budget {amount}/{d.window} (b/B, k) · allocation {d.allocation} (a) · "
-            f"min/stratum {d.min_per_stratum} (m/M) · floor {d.min_rate:.1%} (f/F)\n"
-            f"judge {judge} (j) · prior pass rate {self.prior:.0%} (p/P) · "
+            f"budget {amount}/{d.window} · {d.allocation} · min {d.min_per_stratum}/stratum · "
+            f"floor {d.min_rate:.1%}\njudge {judge} · prior {self.prior:.0%} · "
             f"keys: {', '.join(d.key_fields) or 'none (uniform)'}")
 
     def _show_preview(self) -> None:
@@ -405,7 +405,7 @@ class DesignerScreen(Screen[None]):
             f"per window: sample {r.expected_sample:.1f} · tokens {r.judge_tokens:,.0f} · "
             f"${r.cost_usd:.4f}   ±{_pct(r.half_width)} vs uniform ±"
             f"{_pct(r.uniform_half_width)} (95%, {r.judge or 'all judges'}, "
-            f"{r.windows:g} windows{_prior_note(self.window)})")
+            f"{r.windows:g} window{'s' if r.windows != 1 else ''}{_prior_note(self.window)})")
 
 
 def _prior_note(window: DesignWindow | None) -> str:
