@@ -200,3 +200,24 @@ async def test_judge_test_call_shows_verdict_and_rationale(seeded, tmp_path: Pat
             assert not (tmp_path / "p.toml").exists()  # tested before saving
     finally:
         stop()
+
+
+async def test_rules_from_the_field_table(tmp_path: Path) -> None:
+    pop = synthetic_population(4_000, routes=3, tiers=2, versions=1, error_rate=0.1, seed=6)
+    screen = DesignerScreen(tmp_path / "r.toml", window=window_of(pop.records))
+    async with DesignerApp(screen).run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        assert screen.window is not None
+        paths = [f.path for f in screen.window.profile.fields]
+        screen.query_one("#fields", DataTable).move_cursor(row=paths.index("status"))
+        await pilot.press("A", "A")  # always: status = OK, then the next value, ERROR
+        await wait_for(pilot, lambda: _previewed(screen) and "always-1" in screen.text,
+                       what="the rule previewed")
+        assert screen.draft.rules[0].conditions == (("status", "=", "ERROR"),)
+        rows = [r for r in screen.result.rows if r.rule == "always-1"]
+        assert rows and rows[0].rate == 1.0
+        assert "rules: always status = ERROR" in str(
+            screen.query_one("#designer-choices").render())
+        await pilot.press("R")
+        await wait_for(pilot, lambda: _previewed(screen) and "always-1" not in screen.text,
+                       what="the rule removed")

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 from textual.worker import get_current_worker
 
+from samplers import MISSING
 from trace_tui.core.text import safe_text
 from trace_tui.design.draft import Draft, JudgeChoice
 from trace_tui.design.judges import MENU
@@ -55,6 +56,11 @@ class DesignerScreen(Screen[None]):
         Binding("j", "judge", "Judge", id="designer.judge"),
         Binding("p", "prior(1)", "Prior+", show=False, id="designer.prior_up"),
         Binding("P", "prior(-1)", "Prior-", show=False, id="designer.prior_down"),
+        Binding("d", "rule('drop')", "Drop rule", show=False, id="designer.rule_drop"),
+        Binding("A", "rule('always')", "Always rule", show=False, id="designer.rule_always"),
+        Binding("o", "rule('probabilistic')", "5% rule", show=False,
+                id="designer.rule_probabilistic"),
+        Binding("R", "remove_rule", "Remove rule", show=False, id="designer.rule_remove"),
         Binding("t", "test_judge", "Test judge", id="designer.test_judge"),
         Binding("ctrl+s", "save", "Save", id="designer.save"),
         Binding("E", "edit", "$EDITOR", id="designer.edit"),
@@ -266,6 +272,40 @@ class DesignerScreen(Screen[None]):
         self._change(judges=(JudgeChoice(nxt, model=base.model, base_url=base.base_url,
                                          api_key_env=base.api_key_env),))
 
+    def action_rule(self, kind: str) -> None:
+        """A rule before the main one, on the selected field: `field = value` (pressed
+        again: the field's next value, then off); numeric fields: `>=` its top quartile."""
+        from trace_tui.design.draft import ExtraRule
+
+        table = self.query_one("#fields", DataTable)
+        if self.window is None or not table.row_count:
+            return
+        f = self.window.profile.fields[table.cursor_row]
+        if f.numeric:
+            choices: list[tuple[str, Any]] = [(">=", f.boundaries[-1])] if f.boundaries else []
+        else:
+            choices = [("=", v.value) for v in f.values if v.value != MISSING][:20]
+        rules = list(self.draft.rules)
+        at = next((i for i, r in enumerate(rules)
+                   if r.type == kind and r.conditions and r.conditions[0][0] == f.path), None)
+        nxt = 0
+        if at is not None:
+            current = rules.pop(at).conditions[0][1:]
+            nxt = next((i + 1 for i, c in enumerate(choices) if c == current), len(choices))
+        if nxt < len(choices):
+            op, value = choices[nxt]
+            used = {r.name for r in rules}
+            name = next(f"{kind}-{i}" for i in range(1, len(rules) + 2)
+                        if f"{kind}-{i}" not in used)
+            rule = ExtraRule(name, cast(Any, kind), ((f.path, op, value),),
+                             0.05 if kind == "probabilistic" else None)
+            rules.insert(at if at is not None else len(rules), rule)
+        self._change(rules=tuple(rules))
+
+    def action_remove_rule(self) -> None:
+        if self.draft.rules:
+            self._change(rules=self.draft.rules[:-1])
+
     def action_test_judge(self) -> None:
         """The draft's first judge on one trace of the selected stratum."""
         from samplers import parse_policy
@@ -386,7 +426,7 @@ class DesignerScreen(Screen[None]):
                   else f"{d.budget:,.0f} {d.budget_kind}")
         self.query_one("#designer-choices", SafeStatic).update(
             f"budget {amount}/{d.window} · {d.allocation} · min {d.min_per_stratum}/stratum · "
-            f"floor {d.min_rate:.1%}\njudge {judge} · prior {self.prior:.0%} · "
+            f"floor {d.min_rate:.1%}{_rules_text(d)}\njudge {judge} · prior {self.prior:.0%} · "
             f"keys: {', '.join(d.key_fields) or 'none (uniform)'}")
 
     def _show_preview(self) -> None:
@@ -406,6 +446,13 @@ class DesignerScreen(Screen[None]):
             f"${r.cost_usd:.4f}   ±{_pct(r.half_width)} vs uniform ±"
             f"{_pct(r.uniform_half_width)} (95%, {r.judge or 'all judges'}, "
             f"{r.windows:g} window{'s' if r.windows != 1 else ''}{_prior_note(self.window)})")
+
+
+def _rules_text(d: Draft) -> str:
+    if not d.rules:
+        return ""
+    parts = [f"{r.type} {f} {op} {v}" for r in d.rules for f, op, v in r.conditions[:1]]
+    return " · rules: " + "; ".join(parts)
 
 
 def _prior_note(window: DesignWindow | None) -> str:
