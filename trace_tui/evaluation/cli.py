@@ -42,7 +42,8 @@ overall and per stratum, weighted by the population counts the sampler saved.
 
 
 def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
-                 common: Callable[[argparse.ArgumentParser], None]) -> None:
+                 common: Callable[[argparse.ArgumentParser], None],
+                 open_designer: Callable[[argparse.Namespace], int] | None = None) -> None:
     sample = sub.add_parser("sample", help="run a sampling policy, queue traces for judges",
                             formatter_class=fmt, epilog=SAMPLE_EPILOG,
                             description="Decide which traces are judged, by a policy file.")
@@ -86,7 +87,7 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
 
     from trace_tui.evaluation.policy_cli import add_policy_commands
 
-    add_policy_commands(sub, fmt, common)
+    add_policy_commands(sub, fmt, common, open_designer)
 
 
 # --------------------------------------------------------------------------- helpers
