@@ -221,3 +221,24 @@ async def test_rules_from_the_field_table(tmp_path: Path) -> None:
         await pilot.press("R")
         await wait_for(pilot, lambda: _previewed(screen) and "always-1" not in screen.text,
                        what="the rule removed")
+
+
+async def test_hostile_values_are_shown_literally(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    pop = synthetic_population(600, routes=2, tiers=1, versions=1, seed=8)
+    hostile = "[bold red]x[/] \x1b[31m[SQL: y]"
+    records = [replace(r, tags={**r.tags, "route": hostile}) if i % 2 else r
+               for i, r in enumerate(pop.records)]
+    screen = DesignerScreen(tmp_path / "h.toml", window=window_of(records))
+    async with DesignerApp(screen).run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        await _choose_field(pilot, screen, "tags.route")
+        await wait_for(pilot, lambda: _previewed(screen) and "route" in screen.text,
+                       what="the preview by route")
+        fields = screen.query_one("#fields", DataTable)
+        cells = [str(c) for r in range(fields.row_count) for c in fields.get_row_at(r)]
+        assert any("[bold red]x[/] \\x1b[31m[SQL: y]" in c for c in cells), cells
+        preview = screen.query_one("#preview", DataTable)
+        strata = [str(preview.get_row_at(r)[0]) for r in range(preview.row_count)]
+        assert any("\\x1b" in s and "[SQL: y]" in s for s in strata), strata
