@@ -5,9 +5,6 @@ floors and judges, and watch rates, cost and the expected precision update; save
 from __future__ import annotations
 
 import asyncio
-import os
-import shlex
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -376,6 +373,8 @@ class DesignerScreen(Screen[None]):
 
     @work(exclusive=True, group="designer-edit")
     async def edit_file(self) -> None:
+        from trace_tui.tui.editor import edit_in_editor
+
         problems = await edit_in_editor(self.app, self.out)
         if problems:
             self._set_error("\n".join(problems))
@@ -461,31 +460,6 @@ def _prior_note(window: DesignWindow | None) -> str:
 
 def _pct(x: float) -> str:
     return "n/a" if x == float("inf") else f"{x:.1%}"
-
-
-def editor_command(path: Path) -> list[str]:
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return [*shlex.split(editor), str(path)]
-
-
-async def edit_in_editor(app: Any, path: Path) -> list[str]:
-    """Run $EDITOR on `path` (the app suspended where the terminal allows), then lint it:
-    the problems with file:line, or [] when the file is a valid policy."""
-    from textual.app import SuspendNotSupported
-
-    from trace_tui.design.lint import lint_file
-
-    cmd = editor_command(path)
-    try:
-        try:
-            with app.suspend():
-                subprocess.run(cmd, check=False)
-        except SuspendNotSupported:  # headless (tests, pipes): the editor runs without a tty
-            await asyncio.to_thread(subprocess.run, cmd, check=False,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    except OSError as exc:
-        return [f"{cmd[0]}: cannot run the editor: {exc.strerror or exc}"]
-    return await asyncio.to_thread(lint_file, path)
 
 
 def open_designer(args: Any) -> int:

@@ -112,7 +112,7 @@ class SamplingScreen(Screen[None]):
     @work(exclusive=True, group="sampling")
     async def action_edit(self) -> None:
         """$EDITOR on the policy file; on return it is re-validated, errors inline."""
-        from trace_tui.tui.screens.designer import edit_in_editor
+        from trace_tui.tui.editor import edit_in_editor
 
         path = self.console.policy_path
         if path is None:
