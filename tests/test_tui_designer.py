@@ -242,3 +242,31 @@ async def test_hostile_values_are_shown_literally(tmp_path: Path) -> None:
         preview = screen.query_one("#preview", DataTable)
         strata = [str(preview.get_row_at(r)[0]) for r in range(preview.row_count)]
         assert any("\\x1b" in s and "[SQL: y]" in s for s in strata), strata
+
+
+async def test_sampling_screen_edit_shows_a_bad_edit_inline(seeded, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEMO, path)
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text(p.read_text().replace('allocation = \"neyman\"', "
+                      "'allocation = \"fair\"'))\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.delenv("VISUAL", raising=False)
+    app = make_app(seeded.uri, seeded.experiment_name)
+    for hook in judge_screen_hooks(path, seeded.experiment_name):
+        app.register_screen_hook(hook)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+        await pilot.press("s")
+        screen = app.screen
+        assert isinstance(screen, SamplingScreen)
+        await wait_for(pilot, lambda: screen.console.loop is not None, timeout=30,
+                       what="the policy opened")
+        await pilot.press("E")
+        await wait_for(pilot, lambda: "fair" in screen.console.error, what="the error inline")
+        line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
+                    if "fair" in t)
+        assert f"{path}:{line}:" in str(screen.query_one("#sampling-error").render())
