@@ -147,7 +147,15 @@ def _add_evaluation_commands(sub: Any, fmt: type[argparse.HelpFormatter],
         from trace_tui.evaluation.cli import add_commands
     except ImportError:
         return
-    add_commands(sub, fmt, conn)
+    add_commands(sub, fmt, conn, open_designer=_open_designer)
+
+
+def _open_designer(args: argparse.Namespace) -> int:
+    """`trace-tui policy new`: the app opened on the policy designer."""
+    _require_tty()
+    from trace_tui.tui.screens.designer import open_designer
+
+    return open_designer(args)
 
 
 # --------------------------------------------------------------------------- entry

@@ -42,9 +42,12 @@ overall and per stratum, weighted by the population counts the sampler saved.
 
 
 def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
-                 conn: argparse.ArgumentParser) -> None:
-    """``sample``, ``eval``, ``report``; ``conn`` is the parent parser of the connection flags.
-    Values are checked at parse time (``trace_tui.config.flags``): a bad one exits 2."""
+                 conn: argparse.ArgumentParser,
+                 open_designer: Callable[[argparse.Namespace], int] | None = None) -> None:
+    """``sample``, ``eval``, ``report``, ``policy``; ``conn`` is the parent parser of the
+    connection flags. Values are checked at parse time (``trace_tui.config.flags``): a bad
+    one exits 2. ``open_designer`` runs the app on the policy designer (this package imports
+    no Textual, so the CLI passes it in)."""
     sample = sub.add_parser("sample", help="run a sampling policy, queue traces for judges",
                             formatter_class=fmt, epilog=SAMPLE_EPILOG, parents=[conn],
                             description="Decide which traces are judged, by a policy file.")
@@ -89,6 +92,10 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     rep.add_argument("--policy", "-p", required=True, type=Path, help="policy TOML file")
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.set_defaults(handler=run_report)
+
+    from trace_tui.evaluation.policy_cli import add_policy_commands
+
+    add_policy_commands(sub, fmt, conn, open_designer)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -50,6 +50,8 @@ class SamplingScreen(Screen[None]):
         Binding("w", "cycle_window", "Window", id="sampling.window"),
         Binding("r", "sample", "Sample", id="sampling.sample"),
         Binding("o", "focus_path", "Policy", id="sampling.open"),
+        Binding("n", "designer", "New", id="sampling.designer"),
+        Binding("E", "edit", "$EDITOR", id="sampling.edit"),
         # already here: shadows the app's `s` (see EvaluationScreen)
         Binding("s", "dry_run", "Dry run", show=False, id="sampling.s_dry_run"),
     ]
@@ -125,6 +127,32 @@ class SamplingScreen(Screen[None]):
         self.app.run_worker(_sample(self.app, self.console, progress), group="judge-sample",
                             name="sampling run")
         self._show_progress()
+
+    def action_designer(self) -> None:
+        """The designer, over the dry run's window, editing the open policy if any."""
+        from trace_tui.tui.screens.designer import DesignerScreen
+
+        loop = self.console.loop
+        self.app.push_screen(DesignerScreen(
+            self.console.policy_path or Path("policy.toml"), since_s=self.console.window[1],
+            experiment_ids=list(loop.experiment_ids) if loop else None,
+            experiment=self.console.experiment))
+
+    @work(exclusive=True, group="sampling")
+    async def action_edit(self) -> None:
+        """$EDITOR on the policy file; on return it is re-validated, errors inline."""
+        from trace_tui.tui.editor import edit_in_editor
+
+        path = self.console.policy_path
+        if path is None:
+            self.notify("open a policy first", severity="warning")
+            return
+        problems = await edit_in_editor(self.app, path)
+        if problems:
+            self.console.error = "\n".join(problems)
+            self._show()
+            return
+        self.open_policy(path)
 
     @on(Input.Submitted, "#policy-path")
     def _open(self, event: Input.Submitted) -> None:

@@ -1,0 +1,134 @@
+"""Designer files: new TOML the sampler reads as is, faithful edits (comments, order,
+version bump), lint with file:line for every problem, suggest and diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from samplers import load_policy, parse_policy
+from samplers.synthetic import synthetic_population
+from trace_tui.cli import main
+from trace_tui.design import Draft, ExtraRule, JudgeChoice, next_version, window_of
+from trace_tui.design.diff import diff
+from trace_tui.design.lint import lint_text
+from trace_tui.design.suggest import parse_budget, suggest
+from trace_tui.judging import policy_judge_specs
+
+DEMO = Path(__file__).parents[1] / "trace_tui" / "demo" / "policy.toml"
+
+
+def test_new_draft_is_a_valid_policy_with_every_choice() -> None:
+    draft = Draft(name="checkout", experiment="my-agent", window="10m", budget_kind="usd",
+                  budget=0.5, key_fields=("tags.route", "bucket(duration_ms, [500, 2000])"),
+                  allocation="equal", min_per_stratum=2, min_rate=0.01,
+                  rules=(ExtraRule("evals", "drop",
+                                   (("metadata.`mlflow.sourceRun`", "exists", None),)),
+                         ExtraRule("errors", "always", (("status", "=", "ERROR"),))),
+                  judges=(JudgeChoice("relevance"), JudgeChoice("tool_use")))
+    policy = parse_policy(draft.to_toml())
+    policy_judge_specs(policy)
+    assert [r.name for r in policy.rules] == ["evals", "errors", "main"]
+    assert policy.budget.max_usd == 0.5 and policy.budget.window == "10m"
+    assert policy.judge("tool_use").trace_aware and policy.judge("tool_use").est_tokens == 6000
+    assert policy.judge("relevance").usd_per_1k_tokens > 0
+    assert Draft.from_policy(policy).key_fields == draft.key_fields
+
+
+def test_editing_keeps_comments_and_order_and_bumps_the_version() -> None:
+    text = DEMO.read_text()
+    draft = Draft.from_policy(parse_policy(text)).with_(budget=80, min_rate=0.02)
+    edited = draft.apply_to(text)
+    assert edited != text
+    for line in text.splitlines():
+        if "#" in line and not any(k in line for k in ("max_traces", "min_rate", "version")):
+            assert line in edited, line  # every comment survives, in place
+    policy = parse_policy(edited)
+    assert policy.version == "2"
+    assert policy.budget.max_traces == 80 and policy.rule("main").min_rate == 0.02
+    # the labels of the unchanged key survive
+    assert '{ field = "tags.customer_tier", label = "tier" }' in edited
+    # saving again without a change keeps the text and the version
+    assert Draft.from_policy(policy).with_(budget=80, min_rate=0.02).apply_to(edited) == edited
+
+
+@pytest.mark.parametrize(("old", "new"), [("1", "2"), ("1.4", "1.5"), (3, 4), ("beta", "beta.1")])
+def test_next_version(old: object, new: object) -> None:
+    assert next_version(old) == new
+
+
+def test_lint_names_every_problem_with_its_line(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    text = DEMO.read_text()
+    text = text.replace("rate = 0.05", "rate = 5")  # rule 'untagged', a probability
+    text = text.replace('allocation = "equal"', 'allocation = "even"')  # rule 'errors'
+    text = text.replace('model = "openai:/fake-judge"', 'model = "gpt-4o"', 1)  # judge 0
+    problems = lint_text(text, "p.toml")
+    lines = text.splitlines()
+    assert len(problems) == 3, problems
+    for problem, needle in zip(problems, ['model = "gpt-4o"', "rate = 5", '"even"'],
+                               strict=True):
+        line = int(problem.split(":")[1])
+        assert needle in lines[line - 1], (problem, needle)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    assert main(["policy", "lint", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert out.count(f"{bad}:") == 3
+    assert main(["policy", "lint", str(DEMO)]) == 0
+    assert "ok: 1 policy file" in capsys.readouterr().out
+
+
+def test_lint_of_a_toml_syntax_error() -> None:
+    problems = lint_text('name = "x"\n[budget\n', "p.toml")
+    assert len(problems) == 1 and problems[0].startswith("p.toml:2: invalid TOML")
+
+
+@pytest.mark.parametrize(("text", "kind", "amount", "window"), [
+    ("100/h", "traces", 100, "1h"), ("50000tok/10m", "tokens", 50000, "10m"),
+    ("$2/h", "usd", 2, "1h"), ("2usd/30m", "usd", 2, "30m")])
+def test_parse_budget(text: str, kind: str, amount: float, window: str) -> None:
+    b = parse_budget(text)
+    assert (b.kind, b.amount, b.window) == (kind, amount, window)
+
+
+@pytest.mark.parametrize("text", ["100", "x/h", "0/h", "10/0.1s"])
+def test_parse_budget_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="--budget"):
+        parse_budget(text)
+
+
+def _verdicts(pop, share: float) -> dict[str, dict[str, bool]]:
+    rng = np.random.default_rng(0)
+    return {r.trace_id: {"relevance": bool(rng.random() < p)}
+            for r, p in zip(pop.records, pop.pass_prob, strict=True) if rng.random() < share}
+
+
+def test_suggest_picks_fields_by_verdict_spread_else_traffic() -> None:
+    pop = synthetic_population(8_000, routes=3, tiers=4, versions=2, low_share=0.3, seed=2)
+    budget = parse_budget("100/h")
+    draft, reason = suggest(window_of(pop.records, _verdicts(pop, 0.3)), budget)
+    assert "spread of past verdicts" in reason
+    policy = parse_policy(draft.to_toml())
+    assert policy.budget.max_traces == 100
+    assert draft.key_fields and all(k.startswith("tags.") for k in draft.key_fields)
+    plain, why = suggest(window_of(pop.records), budget)
+    assert "traffic share" in why and plain.key_fields
+    with pytest.raises(ValueError, match="--judge"):
+        suggest(window_of(pop.records), budget, judge="nope")
+
+
+def test_diff_shows_rates_sample_and_cost(tmp_path: Path) -> None:
+    pop = synthetic_population(5_000, routes=3, tiers=2, versions=1, seed=4)
+    old = Draft(name="d", key_fields=("tags.route",), budget=50)
+    new_text = old.with_(budget=100).apply_to(old.to_toml())
+    a, b = parse_policy(old.to_toml()), parse_policy(new_text)
+    assert b.version == "2"
+    result = diff(a, b, window_of(pop.records))
+    assert all(r.changed for r in result.rows)
+    text = result.to_text()
+    assert "d@1#" in text and "d@2#" in text
+    assert result.new.expected_sample == pytest.approx(2 * result.old.expected_sample, rel=0.01)
+    assert load_policy  # the saved file is what `sample` reads (see test_tui_designer)

@@ -1,0 +1,272 @@
+"""Pilot tests of the policy designer: build a policy from demo data and check `sample
+--dry-run` agrees with what the designer showed; edit a commented file; a bad $EDITOR edit
+shows its error inline; a keypress answers while the preview is computing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual import events
+from textual.app import App
+from textual.widgets import DataTable
+
+from samplers import parse_policy
+from samplers.synthetic import synthetic_population
+from tests.test_tui_pilot import make_app, wait_for
+from trace_tui.core.client import MlflowClient
+from trace_tui.demo.fake_judge import run_in_thread
+from trace_tui.design import JudgeChoice, window_of
+from trace_tui.evaluation.loop import JudgeLoop
+from trace_tui.tui.screens.designer import DesignerScreen
+from trace_tui.tui.screens.judging import judge_screen_hooks
+from trace_tui.tui.screens.sampling import SamplingScreen
+
+DEMO = Path(__file__).parents[1] / "trace_tui" / "demo" / "policy.toml"
+SMALL = (80, 24)
+MONTH_S = 30 * 86_400.0
+
+
+class DesignerApp(App[None]):
+    """The designer alone, on a given window (no server needed)."""
+
+    def __init__(self, screen: DesignerScreen) -> None:
+        super().__init__()
+        self.designer = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.designer)
+
+
+def _previewed(screen: DesignerScreen) -> bool:
+    return screen.result is not None and not screen.computing
+
+
+async def _choose_field(pilot, screen: DesignerScreen, path: str) -> None:
+    assert screen.window is not None
+    paths = [f.path for f in screen.window.profile.fields]
+    screen.query_one("#fields", DataTable).move_cursor(row=paths.index(path))
+    await pilot.press("space")
+
+
+async def test_design_from_scratch_matches_sample_dry_run(seeded, tmp_path: Path) -> None:
+    out = tmp_path / "designed.toml"
+    app = make_app(seeded.uri, seeded.experiment_name)
+    for hook in judge_screen_hooks(None, seeded.experiment_name):
+        app.register_screen_hook(hook)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+        await pilot.press("s")
+        assert isinstance(app.screen, SamplingScreen)
+        app.screen.console.window_index = 3  # 7d
+        await pilot.press("n")
+        screen = app.screen
+        assert isinstance(screen, DesignerScreen)
+        assert screen.out == Path("policy.toml")  # no policy open: a new file
+        screen.out, screen.since_s = out, MONTH_S
+        screen.load_window()
+        await wait_for(pilot, lambda: screen.window is not None and _previewed(screen),
+                       timeout=30, what="the window and its first preview")
+        assert screen.window is not None and screen.window.total == len(seeded.trace_ids)
+        await _choose_field(pilot, screen, "tags.route")
+        await pilot.press("b", "a")  # budget x1.25, allocation: proportional
+        await wait_for(pilot, lambda: _previewed(screen) and "route" in screen.text,
+                       what="the preview of the choices")
+        assert screen.draft.allocation == "proportional" and screen.draft.budget == 125
+        totals = str(screen.query_one("#designer-totals").render())
+        assert "vs uniform" in totals and "±" in totals
+        shown = {r.stratum: r for r in screen.result.rows}
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, out.exists, what="the saved file")
+
+    policy = parse_policy(out.read_text(), str(out))
+    assert policy.budget.max_traces == 125
+    client = MlflowClient(seeded.uri)
+    try:
+        loop = await JudgeLoop.open(client, out, seeded.experiment_name)
+        frame, _ = await loop.dry_run(MONTH_S)
+    finally:
+        await client.close()
+    rows = frame.to_dict(orient="records")
+    assert len(rows) == len(shown) >= 2
+    for row in rows:
+        r = shown[row["stratum"]]
+        assert r.population == pytest.approx(row["population_per_window"])
+        assert r.rate == pytest.approx(row["rate"])
+        assert r.expected_sample == pytest.approx(row["expected_sample_per_window"])
+
+
+async def test_editing_a_commented_policy_keeps_its_comments(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEMO, path)
+    pop = synthetic_population(3_000, routes=3, tiers=2, versions=1, seed=1)
+    screen = DesignerScreen(path, window=window_of(pop.records))
+    async with DesignerApp(screen).run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        await pilot.press("b")
+        await wait_for(pilot, lambda: _previewed(screen) and "max_traces = 75" in screen.text,
+                       what="the new budget previewed")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "max_traces = 75" in path.read_text(), what="saved")
+    text = path.read_text()
+    assert "# exploration floor" in text and "# Rules are tried in order" in text
+    assert "max_tokens = 150_000   # the trace-aware judge costs" in text
+    assert parse_policy(text).version == "2"
+
+
+async def test_bad_edit_in_editor_shows_the_error_inline(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEMO, path)
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text(p.read_text().replace('max_traces = 60', "
+                      "'max_traces = \"sixty\"'))\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.delenv("VISUAL", raising=False)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
+                if t.startswith("max_traces"))
+    pop = synthetic_population(2_000, routes=2, tiers=2, versions=1, seed=2)
+    screen = DesignerScreen(path, window=window_of(pop.records))
+    async with DesignerApp(screen).run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        await pilot.press("E")
+        await wait_for(pilot, lambda: "budget.max_traces" in screen.error, what="the error")
+        assert f"{path}:{line}:" in screen.error
+        shown = str(screen.query_one("#designer-error").render())
+        assert f"{path}:{line}:" in shown
+
+
+async def test_a_keypress_answers_while_the_preview_computes() -> None:
+    pop = synthetic_population(100_000, routes=10, tiers=4, versions=5, seed=3)
+    window = window_of(pop.records, cap=len(pop.records))
+    screen = DesignerScreen(Path("unused.toml"), window=window)
+    app = DesignerApp(screen)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), timeout=60, what="first preview")
+        table = screen.query_one("#fields", DataTable)
+
+        async def key(name: str, done: Callable[[], bool]) -> float:
+            # Pilot.press waits for the process to go idle, which a computing thread never
+            # lets it: send the key as the terminal would and time until it is handled.
+            start = time.perf_counter()
+            event = events.Key(name, " " if name == "space" else None)
+            event.set_sender(app)
+            app._driver.send_message(event)
+            while not done():
+                assert time.perf_counter() - start < 5, f"key {name} never handled"
+                await asyncio.sleep(0.001)
+            return time.perf_counter() - start
+
+        row = table.cursor_row  # a first keypress renders the cursor: not what is measured
+        await key("down", lambda: table.cursor_row == row + 1)
+        await key("up", lambda: table.cursor_row == row)
+        await key("space", lambda: screen.computing)  # tags.route: the big recomputation
+        await asyncio.sleep(0.1)  # the toggled row's own repaint is not what is measured
+        latencies = []
+        for _ in range(7):
+            row = table.cursor_row
+            latencies.append(await key("down", lambda row=row: table.cursor_row == row + 1))
+        still_running = screen.computing
+        await wait_for(pilot, lambda: _previewed(screen), timeout=60, what="the preview")
+    assert still_running, "the preview finished before the keypresses: nothing measured"
+    assert sorted(latencies)[len(latencies) // 2] < 0.05, latencies
+
+
+async def test_judge_test_call_shows_verdict_and_rationale(seeded, tmp_path: Path) -> None:
+    base, stop = run_in_thread(latency_s=0.01)
+    try:
+        judge = JudgeChoice("quality", model="openai:/fake-judge", base_url=base)
+        screen = DesignerScreen(tmp_path / "p.toml", experiment_ids=[seeded.experiment_id],
+                                since_s=MONTH_S, judge=judge)
+        app = make_app(seeded.uri, seeded.experiment_name)
+        async with app.run_test(size=SMALL) as pilot:
+            await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+            app.push_screen(screen)
+            await wait_for(pilot, lambda: _previewed(screen), timeout=30, what="a preview")
+            screen.query_one("#preview", DataTable).focus()
+            await pilot.press("t")
+            await wait_for(pilot, lambda: screen.last_verdict is not None, timeout=60,
+                           what="the verdict")
+            verdict = screen.last_verdict
+            assert verdict.error is None and verdict.value is not None and verdict.rationale
+            shown = str(screen.query_one("#designer-test").render())
+            assert "judge quality on tr-" in shown and verdict.rationale[:20] in shown
+            assert not (tmp_path / "p.toml").exists()  # tested before saving
+    finally:
+        stop()
+
+
+async def test_rules_from_the_field_table(tmp_path: Path) -> None:
+    pop = synthetic_population(4_000, routes=3, tiers=2, versions=1, error_rate=0.1, seed=6)
+    screen = DesignerScreen(tmp_path / "r.toml", window=window_of(pop.records))
+    async with DesignerApp(screen).run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        assert screen.window is not None
+        paths = [f.path for f in screen.window.profile.fields]
+        screen.query_one("#fields", DataTable).move_cursor(row=paths.index("status"))
+        await pilot.press("A", "A")  # always: status = OK, then the next value, ERROR
+        await wait_for(pilot, lambda: _previewed(screen) and "always-1" in screen.text,
+                       what="the rule previewed")
+        assert screen.draft.rules[0].conditions == (("status", "=", "ERROR"),)
+        rows = [r for r in screen.result.rows if r.rule == "always-1"]
+        assert rows and rows[0].rate == 1.0
+        assert "rules: always status = ERROR" in str(
+            screen.query_one("#designer-choices").render())
+        await pilot.press("R")
+        await wait_for(pilot, lambda: _previewed(screen) and "always-1" not in screen.text,
+                       what="the rule removed")
+
+
+async def test_hostile_values_are_shown_literally(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    pop = synthetic_population(600, routes=2, tiers=1, versions=1, seed=8)
+    hostile = "[bold red]x[/] \x1b[31m[SQL: y]"
+    records = [replace(r, tags={**r.tags, "route": hostile}) if i % 2 else r
+               for i, r in enumerate(pop.records)]
+    screen = DesignerScreen(tmp_path / "h.toml", window=window_of(records))
+    async with DesignerApp(screen).run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        await _choose_field(pilot, screen, "tags.route")
+        await wait_for(pilot, lambda: _previewed(screen) and "route" in screen.text,
+                       what="the preview by route")
+        fields = screen.query_one("#fields", DataTable)
+        cells = [str(c) for r in range(fields.row_count) for c in fields.get_row_at(r)]
+        assert any("[bold red]x[/] \\x1b[31m[SQL: y]" in c for c in cells), cells
+        preview = screen.query_one("#preview", DataTable)
+        strata = [str(preview.get_row_at(r)[0]) for r in range(preview.row_count)]
+        assert any("\\x1b" in s and "[SQL: y]" in s for s in strata), strata
+
+
+async def test_sampling_screen_edit_shows_a_bad_edit_inline(seeded, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEMO, path)
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text(p.read_text().replace('allocation = \"neyman\"', "
+                      "'allocation = \"fair\"'))\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.delenv("VISUAL", raising=False)
+    app = make_app(seeded.uri, seeded.experiment_name)
+    for hook in judge_screen_hooks(path, seeded.experiment_name):
+        app.register_screen_hook(hook)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+        await pilot.press("s")
+        screen = app.screen
+        assert isinstance(screen, SamplingScreen)
+        await wait_for(pilot, lambda: screen.console.loop is not None, timeout=30,
+                       what="the policy opened")
+        await pilot.press("E")
+        await wait_for(pilot, lambda: "fair" in screen.console.error, what="the error inline")
+        line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
+                    if "fair" in t)
+        assert f"{path}:{line}:" in str(screen.query_one("#sampling-error").render())

@@ -1,0 +1,278 @@
+"""The designer's choices (`Draft`) and their TOML: a new file, or an edit of an existing one
+that keeps its comments and order (tomlkit), with the version bumped when content changes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import tomlkit
+from tomlkit.items import AoT, Table
+
+from samplers import Policy, PolicyError, StratifiedRule, parse_policy
+
+from .judges import DEFAULT_MODEL, price_of, template
+
+BudgetKind = Literal["traces", "tokens", "usd"]
+BUDGET_KEYS: dict[str, str] = {"traces": "max_traces", "tokens": "max_tokens", "usd": "max_usd"}
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class JudgeChoice:
+    """A judge picked from the menu (judges.MENU) with its model and endpoint."""
+
+    template: str
+    name: str = ""
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+    def table(self) -> dict[str, Any]:
+        t = template(self.template)
+        out: dict[str, Any] = {"name": self.name or t.name, "scorer": t.scorer,
+                               "model": self.model}
+        if self.base_url:
+            out["base_url"] = self.base_url
+        if self.api_key_env:
+            out["api_key_env"] = self.api_key_env
+        out.update(t.options)
+        out["usd_per_1k_tokens"] = price_of(self.model)
+        return out
+
+    @property
+    def judge_name(self) -> str:
+        return self.name or template(self.template).name
+
+
+@dataclass(frozen=True)
+class ExtraRule:
+    """A keyless rule before the main one: drop / always / probabilistic, with conditions."""
+
+    name: str
+    type: Literal["drop", "always", "probabilistic"]
+    conditions: tuple[tuple[str, str, Any], ...] = ()  # (field, op, value)
+    rate: float | None = None
+
+    def table(self, judges: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.conditions:
+            out["conditions"] = [
+                {"field": f, "op": op} | ({} if v is None else {"value": v})
+                for f, op, v in self.conditions
+            ]
+        if self.type == "probabilistic":
+            out["rate"] = self.rate if self.rate is not None else 0.05
+        if self.type != "drop" and judges:
+            out["judges"] = judges
+        return out
+
+
+@dataclass(frozen=True)
+class Draft:
+    """Everything the designer lets one choose. `key_fields` empty: the main rule samples
+    uniformly within the budget (proportional allocation over `status`)."""
+
+    name: str = "policy"
+    experiment: str | None = None
+    window: str = "1h"
+    budget_kind: BudgetKind = "traces"
+    budget: float = 100
+    key_fields: tuple[str, ...] = ()
+    allocation: str = "neyman"
+    min_per_stratum: int = 1
+    min_rate: float = 0.0
+    max_keys: int = 100
+    rules: tuple[ExtraRule, ...] = ()
+    judges: tuple[JudgeChoice, ...] = field(default_factory=lambda: (JudgeChoice("relevance"),))
+    description: str = ""
+
+    def with_(self, **changes: Any) -> Draft:
+        return replace(self, **changes)
+
+    # ------------------------------------------------------------------ tables
+
+    def budget_table(self) -> dict[str, Any]:
+        value: Any = float(self.budget) if self.budget_kind == "usd" else int(self.budget)
+        return {"window": self.window, BUDGET_KEYS[self.budget_kind]: value}
+
+    def main_table(self) -> dict[str, Any]:
+        judges = [j.judge_name for j in self.judges]
+        out: dict[str, Any] = {"name": MAIN, "type": "stratified"}
+        if not self.key_fields:
+            # A uniform sample that still follows the budget: one rate for every stratum.
+            out |= {"key_fields": ["status"], "allocation": "proportional",
+                    "min_per_stratum": 0, "min_rate": self.min_rate}
+        else:
+            out |= {"key_fields": list(self.key_fields), "allocation": self.allocation,
+                    "min_per_stratum": self.min_per_stratum, "min_rate": self.min_rate,
+                    "max_keys": self.max_keys}
+        if judges:
+            out["judges"] = judges
+        return out
+
+    def to_toml(self) -> str:
+        """A new policy file."""
+        doc = tomlkit.document()
+        doc.add(tomlkit.comment("Sampling policy written by trace-tui's designer "
+                                "(docs/designer.md); edit freely, comments are kept."))
+        doc.add("name", self.name)
+        doc.add("version", "1")
+        if self.description:
+            doc.add("description", self.description)
+        if self.experiment:
+            doc.add("source", _table({"experiment_name": self.experiment}))
+        doc.add("budget", _table(self.budget_table()))
+        if self.judges:
+            doc.add("judge", _aot(j.table() for j in self.judges))
+        judges = [j.judge_name for j in self.judges]
+        doc.add("policy", _aot([*(r.table(judges) for r in self.rules), self.main_table()]))
+        return tomlkit.dumps(doc)
+
+    def apply_to(self, text: str) -> str:
+        """`text` with the designer's keys set to this draft, everything else (comments,
+        order, other rules and keys) kept; the version is bumped if the policy changed."""
+        doc = tomlkit.parse(text)
+        budget = doc.get("budget")
+        if not isinstance(budget, Table):
+            budget = tomlkit.table()
+            doc["budget"] = budget
+        # Only the designer's limit is set: other limits in the file stay (all of them apply,
+        # and the preview, computed on this text, shows it).
+        for k, v in self.budget_table().items():
+            if budget.get(k) != v:
+                budget[k] = v
+        judges = doc.get("judge")
+        known = {str(t.get("name")) for t in judges} if isinstance(judges, AoT) else set()
+        for j in self.judges:
+            if j.judge_name not in known:
+                if not isinstance(judges, AoT):
+                    judges = tomlkit.aot()
+                    doc["judge"] = judges
+                judges.append(_table(j.table()))
+        rules = doc.get("policy")
+        main = self.main_table()
+        if isinstance(rules, AoT):
+            target = next((t for t in rules if t.get("name") == MAIN), None)
+            if target is None:
+                target = next((t for t in reversed(rules) if t.get("type") == "stratified"),
+                              None)
+            if target is None:
+                rules.append(_table(main))
+            else:
+                main["name"] = target.get("name", MAIN)
+                if target.get("type") != "stratified" and "rate" in target:
+                    del target["rate"]  # a probabilistic rule becomes the stratified one
+                for k in ("key_fields", "allocation", "min_per_stratum", "min_rate", "max_keys"):
+                    if k in target and k not in main:
+                        del target[k]
+                for k, v in main.items():
+                    if k == "key_fields" and _same_keys(target.get(k), v):
+                        continue  # keep labels and layout of an equivalent key
+                    if target.get(k) != v:
+                        target[k] = v
+        else:
+            doc["policy"] = _aot([main])
+        return bump_if_changed(text, tomlkit.dumps(doc))
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> Draft:
+        """The designer's view of an existing policy (its main stratified rule)."""
+        b = policy.budget
+        kind: BudgetKind = "traces"
+        amount: float = b.max_traces or 100
+        if b.max_traces is None and b.max_tokens is not None:
+            kind, amount = "tokens", b.max_tokens
+        elif b.max_traces is None and b.max_usd is not None:
+            kind, amount = "usd", b.max_usd
+        main = next((r for r in policy.rules if r.name == MAIN), None)
+        if not isinstance(main, StratifiedRule):
+            main = next((r for r in reversed(policy.rules) if isinstance(r, StratifiedRule)),
+                        None)
+        # judges=(): an edit keeps the file's judges and the rule's `judges` as written
+        draft = cls(name=policy.name, experiment=policy.source.experiment_name,
+                    window=str(b.window), budget_kind=kind, budget=amount, judges=(),
+                    description=policy.description)
+        if isinstance(main, StratifiedRule):
+            draft = draft.with_(
+                key_fields=tuple(_key_spec(k) for k in main.key_fields),
+                allocation=main.allocation, min_per_stratum=main.min_per_stratum,
+                min_rate=main.min_rate, max_keys=main.max_keys)
+        return draft
+
+
+def _same_keys(old: Any, new: list[str]) -> bool:
+    from samplers.strata import parse_key_field
+
+    try:
+        a = [parse_key_field(x.unwrap() if hasattr(x, "unwrap") else x) for x in old or []]
+        b = [parse_key_field(x) for x in new]
+    except (ValueError, TypeError):
+        return False
+    return [(k.field, k.buckets) for k in a] == [(k.field, k.buckets) for k in b]
+
+
+def _key_spec(k: Any) -> str:
+    if k.buckets:
+        return f"bucket({k.field}, [{', '.join(f'{b:g}' for b in k.buckets)}])"
+    return str(k.field)
+
+
+def _table(values: dict[str, Any]) -> Table:
+    t = tomlkit.table()
+    for k, v in values.items():
+        t.add(k, v)
+    return t
+
+
+def _aot(tables: Any) -> AoT:
+    aot = tomlkit.aot()
+    for t in tables:
+        aot.append(_table(t))
+    return aot
+
+
+def next_version(version: Any) -> Any:
+    """1 -> 2, "3" -> "4", "1.4" -> "1.5", "beta" -> "beta.1"."""
+    if isinstance(version, bool):
+        return "2"
+    if isinstance(version, int):
+        return version + 1
+    text = str(version)
+    m = re.match(r"^(.*?)(\d+)$", text)
+    if m:
+        return f"{m.group(1)}{int(m.group(2)) + 1}"
+    return f"{text}.1"
+
+
+def bump_if_changed(old: str, new: str) -> str:
+    """`new` with its `version` bumped past `old`'s when the policies differ (other than in
+    version and comments). An unparsable old text counts as changed."""
+    try:
+        before = _content(old)
+    except (PolicyError, tomlkit.exceptions.ParseError):
+        before = None
+    doc = tomlkit.parse(new)
+    after = _content(new)
+    if before == after:
+        return new
+    old_version = tomlkit.parse(old).get("version", "1") if before is not None else None
+    if old_version is not None and doc.get("version", "1") == old_version:
+        current = doc.get("version", "1")
+        doc["version"] = next_version(current.unwrap() if hasattr(current, "unwrap")
+                                      else current)
+    return tomlkit.dumps(doc)
+
+
+def _content(text: str) -> Any:
+    raw = tomlkit.parse(text).unwrap()
+    raw.pop("version", None)
+    return raw
+
+
+def check(text: str, source: str = "<designer>") -> Policy:
+    """Parse with the sampler's schema (PolicyError on a problem)."""
+    return parse_policy(text, source)
