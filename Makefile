@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/tui.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/postgres.py
+	$(BIN)/python bench/designer.py
 
 server: $(STAMP)
 	$(BIN)/trace-tui server
