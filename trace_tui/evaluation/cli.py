@@ -90,6 +90,10 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rep.set_defaults(handler=run_report)
 
+    from trace_tui.evaluation.review_cli import add_review_commands
+
+    add_review_commands(sub, fmt, conn)
+
 
 # --------------------------------------------------------------------------- helpers
 

@@ -36,7 +36,7 @@ class ExplorerScreen(Screen[None]):
         Binding("c", "compare", "Compare 2 marked", show=False, id="explorer.compare"),
         Binding("f", "drill_down", "Filter on this trace's session/user/route/…",
                 show=False, id="explorer.drill_down"),
-        Binding("v", "session", "Session view (or of the marked traces)", show=False,
+        Binding("V", "session", "Session view (or of the marked traces)", show=False,
                 id="explorer.session"),
         Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
         Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
