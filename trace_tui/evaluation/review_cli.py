@@ -38,8 +38,6 @@ expectations, the trace as source. Re-adding a trace updates its record.
 
 def add_review_commands(sub: Any, fmt: type[argparse.HelpFormatter],
                         conn: argparse.ArgumentParser) -> None:
-    from trace_tui.cli import _trace_id
-
     lab = sub.add_parser("label", help="write one human label on a trace", formatter_class=fmt,
                          epilog=LABEL_EPILOG, parents=[conn],
                          description="Label a trace for a judge (a HUMAN assessment).")
@@ -74,6 +72,13 @@ def add_review_commands(sub: Any, fmt: type[argparse.HelpFormatter],
                        help="the policy's reviewed traces (default)")
     which.add_argument("--filter", metavar="EXPR", help="an MLflow trace filter")
     add.set_defaults(handler=run_dataset_add)
+
+
+def _trace_id(text: str) -> str:
+    """A trace id goes into a URL path: refuse what cannot be one (slashes, spaces)."""
+    if not text or any(c in text for c in "/?#%") or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected a trace id like tr-0123abcd..., got {text!r}")
+    return text
 
 
 def _reviewer(args: argparse.Namespace) -> str:
@@ -172,24 +177,11 @@ def run_review(args: argparse.Namespace) -> int:
 
 
 def _open_review_explorer(args: argparse.Namespace) -> int:
-    """The explorer, opened on the review screen of the policy."""
-    from trace_tui.cli import _require_tty
-    from trace_tui.config.settings import Settings
-    from trace_tui.core.uri import redact_uri
-    from trace_tui.server.connect import connect
-    from trace_tui.tui.app import TraceExplorerApp
-    from trace_tui.tui.screens.judging import judge_screen_hooks
-
-    _require_tty()
-    settings = Settings.load()
-    with connect(args.tracking_uri) as conn:
-        app = TraceExplorerApp(conn.uri, experiment=args.experiment, settings=settings,
-                               mouse=settings.mouse,
-                               server_label=f"{redact_uri(conn.uri)} ({conn.source})",
-                               screen_hooks=judge_screen_hooks(args.policy, args.experiment))
-        app.start_hook = "review"
-        app.run(mouse=settings.mouse)
-        return int(app.return_code or 0)
+    """The explorer on the review screen: the app layer (trace_tui.cli) sets the opener."""
+    opener = getattr(args, "open_review", None)
+    if opener is None:
+        raise ConfigError("the review screen needs the explorer; use --queue or --import")
+    return int(opener(args))
 
 
 # --------------------------------------------------------------------------- dataset add
