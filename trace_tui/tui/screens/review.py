@@ -132,7 +132,7 @@ class ReviewScreen(Screen[None]):
 
         if not self.queue or self.index >= len(self.queue):
             self.item = None
-            self._render()
+            self._show()
             return
         loop = self.console.loop
         assert loop is not None
@@ -148,7 +148,7 @@ class ReviewScreen(Screen[None]):
                 item.answers[judge] = mine
         self.item = item
         self.query_one("#review-chat", VerticalScroll).scroll_home(animate=False)
-        self._render()
+        self._show()
 
     # ------------------------------------------------------------------ rendering
 
@@ -160,7 +160,7 @@ class ReviewScreen(Screen[None]):
     def _status(self, text: str) -> None:
         self.query_one("#review-status", SafeStatic).update(text)
 
-    def _render(self) -> None:
+    def _show(self) -> None:
         from trace_tui.evaluation import queue
 
         item = self.item
@@ -237,7 +237,7 @@ class ReviewScreen(Screen[None]):
         assert self.item is not None
         self.item.answers[judge] = _Pending(value)
         self.item.order.append(judge)
-        self._render()
+        self._show()
         self.write(self.item, judge, value)
 
     def action_skip(self) -> None:
@@ -245,7 +245,7 @@ class ReviewScreen(Screen[None]):
         if judge is not None and self.item is not None:
             self.item.answers[judge] = SKIP
             self.item.order.append(judge)
-            self._render()
+            self._show()
             self._maybe_done(self.item)
 
     def action_undo(self) -> None:
@@ -271,7 +271,7 @@ class ReviewScreen(Screen[None]):
 
     def action_toggle_blind(self) -> None:
         self.blind = not self.blind
-        self._render()
+        self._show()
 
     def action_span_tree(self) -> None:
         if self.item is not None:
@@ -369,7 +369,7 @@ class ReviewScreen(Screen[None]):
 
     def _refresh_if(self, item: Item) -> None:
         if item is self.item:
-            self._render()
+            self._show()
 
 
 @dataclass(frozen=True)
