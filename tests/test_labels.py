@@ -102,3 +102,24 @@ async def test_import_is_idempotent_and_matches_label(
     assert q.metadata["trace_tui.label_via"] == "import"
     assert [a.value for a in human(infos[ids[0]], "safe")] == ["no"]
     assert [a.value for a in human(infos[ids[1]], "quality")] == [False]
+
+
+async def test_two_reviewers_on_one_trace_and_their_agreement(
+        mlflow_uri, fresh_experiment, tmp_path: Path) -> None:
+    _, exp = fresh_experiment
+    path, _, ids = await judged_setup(mlflow_uri, exp, tmp_path, n=3, seed=61)
+    rows = ["trace_id,judge,value,rationale,reviewer"]
+    for tid, (a, b) in zip(ids, (("y", "y"), ("n", "n"), ("y", "n")), strict=True):
+        rows += [f"{tid},quality,{a},,ana", f"{tid},quality,{b},,bo"]
+    csv_file = tmp_path / "two.csv"
+    csv_file.write_text("\n".join(rows) + "\n")
+    out = await asyncio.to_thread(cli, "review", "--policy", str(path), "--import",
+                                  str(csv_file), uri=mlflow_uri)
+    assert json.loads(out.stdout)["created"] == 6, out.stderr
+    out = await asyncio.to_thread(cli, "review", "--policy", str(path), "--queue",
+                                  uri=mlflow_uri)
+    assert out.returncode == 0, out.stderr
+    quality = next(a for a in json.loads(out.stdout)["reviewers"] if a["judge"] == "quality")
+    # 3 pairs, 2 agree; cells (yy, yn, ny, nn) = (1, .5, .5, 1)/3 -> kappa 1/3
+    assert (quality["traces"], quality["pairs"]) == (3, 3)
+    assert abs(quality["agreement"] - 2 / 3) < 1e-9 and abs(quality["kappa"] - 1 / 3) < 1e-9

@@ -102,3 +102,55 @@ async def review_queue(client: MlflowClient, policy: str, experiment_ids: Sequen
 async def set_review_state(client: MlflowClient, trace_id: str, policy: str,
                            state: str) -> None:
     await client.set_trace_tag(trace_id, T.review_tag(policy), state)
+
+
+@dataclass(frozen=True)
+class ReviewerAgreement:
+    """Agreement between reviewers on one judge's question, over the traces two or more of
+    them labelled: every pair of reviewers on a trace counts once (unweighted)."""
+
+    judge: str
+    traces: int
+    pairs: int
+    agreement: float | None  # share of pairs with the same verdict
+    kappa: float | None  # Cohen's kappa of the pairs (each pair in both orders)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"judge": self.judge, "traces": self.traces, "pairs": self.pairs,
+                "agreement": self.agreement, "kappa": self.kappa}
+
+
+def reviewer_agreement(infos: Sequence[TraceInfo], judges: Sequence[str],
+                       rules: Mapping[str, Any] | None = None) -> list[ReviewerAgreement]:
+    """Inter-reviewer agreement per judge, on pass/fail verdicts (`samplers.verdicts`)."""
+    import numpy as np
+
+    from samplers.agreement import kappa_of
+    from samplers.verdicts import verdict
+    from trace_tui.evaluation.labels import human_labels
+
+    out = []
+    for judge in judges:
+        cells = np.zeros(4)  # (a pass, b pass), (pass, fail), (fail, pass), (fail, fail)
+        traces = pairs = 0
+        for info in infos:
+            latest: dict[str, bool] = {}
+            for a in sorted(human_labels(info, judge), key=lambda a: a.create_time):
+                v = verdict(a.value, (rules or {}).get(judge))
+                if v is not None:
+                    latest[a.source_id] = v
+            votes = list(latest.values())
+            if len(votes) < 2:
+                continue
+            traces += 1
+            for i, a_pass in enumerate(votes):
+                for b_pass in votes[i + 1:]:
+                    pairs += 1
+                    for x, y in ((a_pass, b_pass), (b_pass, a_pass)):
+                        cells[(0 if x else 2) + (0 if y else 1)] += 0.5
+        if pairs == 0:
+            out.append(ReviewerAgreement(judge, 0, 0, None, None))
+            continue
+        p = cells / cells.sum()
+        out.append(ReviewerAgreement(judge, traces, pairs, float(p[0] + p[3]), kappa_of(p)))
+    return out

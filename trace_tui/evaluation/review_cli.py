@@ -162,14 +162,20 @@ def run_review(args: argparse.Namespace) -> int:
         return _run(args, do_import)
     if args.queue:
         async def do_queue(client: Any) -> int:
+            from samplers.verdicts import PassRule
+            from trace_tui.evaluation import review
             from trace_tui.evaluation.cli import _open_loop
-            from trace_tui.evaluation.review import queue_reviews
 
             loop = await _open_loop(client, args)
-            stats = await queue_reviews(client, loop.policy, loop.experiment_ids)
+            stats = await review.queue_reviews(client, loop.policy, loop.experiment_ids)
+            drawn = await review.review_queue(client, policy.name, loop.experiment_ids, None)
+            kinds = labels.judge_kinds(policy)
+            rules = {k.name: PassRule(k.value_type, k.pass_threshold) for k in kinds.values()}
+            agreement = review.reviewer_agreement(drawn, review.reviewed_judges(policy), rules)
             _print_json({"policy": policy.name, "judged": stats.judged,
                          "newly_queued": stats.queued, "waiting": stats.waiting,
-                         "reviewed": stats.reviewed})
+                         "reviewed": stats.reviewed,
+                         "reviewers": [a.to_dict() for a in agreement]})
             return 0
 
         return _run(args, do_queue)
