@@ -53,3 +53,29 @@ async def test_dataset_add_creates_then_updates_without_duplicates(
     if ids[0] in by_trace:
         assert by_trace[ids[0]]["expectations"] == {"quality": False}  # the updated label
     assert all(isinstance(r["inputs"], dict) and r["inputs"] for r in by_trace.values())
+
+
+async def test_explorer_key_adds_marked_traces_to_a_dataset(
+        mlflow_uri, fresh_experiment, tmp_path: Path) -> None:
+    from tests.test_tui_pilot import SIZE, make_app, wait_for
+    from trace_tui.core.client import MlflowClient
+    from trace_tui.evaluation.datasets import dataset_records, find_dataset
+
+    name, exp = fresh_experiment
+    await judged_setup(mlflow_uri, exp, tmp_path, n=2, seed=67)
+    app = make_app(mlflow_uri, name)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.conn_state == "live" and len(app.buffer) == 2,
+                       what="the two traces listed")
+        await pilot.press("space")  # mark the first
+        marked = app.selected_trace_ids
+        await pilot.press("D")
+        await pilot.pause()
+        await pilot.press(*"picked", "enter")
+        await wait_for(pilot, lambda: any("dataset picked (new): 1 added" in n.message
+                                          for n in app._notifications), what="the toast")
+    async with MlflowClient(mlflow_uri) as client:
+        found = await find_dataset(client, "picked", [exp])
+        assert found is not None
+        records = await dataset_records(client, found["dataset_id"])
+    assert [r["source"]["source_data"]["trace_id"] for r in records] == marked
