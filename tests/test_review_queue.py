@@ -72,3 +72,9 @@ def test_list_column_shows_review_state() -> None:
     assert list_badges({T.queue_tag("p"): "done", T.review_tag("p"): "queued"}, []) == "J R?"
     assert list_badges({T.queue_tag("p"): "done", T.review_tag("p"): "done"}, []) == "J R"
     assert list_badges({T.queue_tag("p"): "done"}, []) == "J"
+    from trace_tui.core.model import Assessment
+
+    label = Assessment("a1", "quality", "HUMAN", "ana", False,
+                       metadata={"trace_tui.label_via": "review"})
+    thumb = Assessment("a2", "user_feedback", "HUMAN", "ana", True)
+    assert list_badges({T.review_tag("p"): "done"}, [label, thumb]) == "R +1 -0"

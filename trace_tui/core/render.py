@@ -261,8 +261,11 @@ def review_badge(tags: Mapping[str, str]) -> str:
 def list_badges(tags: Mapping[str, str], assessments: Iterable[Assessment]) -> str:
     """The list's feedback column: queue and review badges, thumbs and judge tally, e.g.
     ``J R? +1 -0 J2/3``."""
+    # human labels of judges (metadata trace_tui.label_via) show as the review badge, not as
+    # thumbs (a bool label would otherwise count as +1/-1)
+    rest = [a for a in assessments if "trace_tui.label_via" not in a.metadata]
     return " ".join(p for p in (queue_badge(tags), review_badge(tags),
-                                assessment_summary(assessments)) if p)
+                                assessment_summary(rest)) if p)
 
 
 def fmt_assessment_value(a: Assessment) -> str:
