@@ -42,6 +42,15 @@ async def test_review_screen_labels_like_the_headless_path(
         await pilot.press("y", "y")  # quality: pass, safe: yes -> next trace
         await wait_for(pilot, lambda: screen.item is not None
                        and screen.item.info.trace_id != first, what="the next trace")
+        await pilot.press("u")  # nothing answered here: back to the first trace, undo `safe`
+        await wait_for(pilot, lambda: screen.item.info.trace_id == first
+                       and "safe" not in screen.item.answers and screen.writes >= 5,
+                       what="undo on the previous trace")
+        assert "hidden (b)" in str(screen.query_one("#review-judges").content)
+        await pilot.press("b")  # show the judges' verdicts
+        assert "judge: yes" in str(screen.query_one("#review-judges").content)
+        await pilot.press("y")  # safe: yes again -> on to the next trace
+        await wait_for(pilot, lambda: screen.item.info.trace_id != first, what="next again")
     second = ids[1] if first == ids[0] else ids[0]
     out = await asyncio.to_thread(cli, "label", second, "--judge", "quality", "--value", "y",
                                   "--policy", str(path), "--reviewer", "rita", uri=mlflow_uri)

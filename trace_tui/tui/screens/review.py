@@ -81,6 +81,8 @@ class ReviewScreen(Screen[None]):
         self.reviewer = ""
         self.loaded = False
         self.writes = 0  # label writes finished (tests wait on it)
+        self.finished: list[Item] = []  # reviewed here, newest last (undo goes back to them)
+        self._prefetched: dict[str, Item] = {}
         self._lock = asyncio.Lock()
 
     @property
@@ -128,17 +130,26 @@ class ReviewScreen(Screen[None]):
         self.loaded = True
 
     async def _open_current(self) -> None:
-        from trace_tui.evaluation import labels
-
         if not self.queue or self.index >= len(self.queue):
             self.item = None
             self._show()
             return
+        trace_id = self.queue[self.index].trace_id
+        item = self._prefetched.pop(trace_id, None) or await self._fetch(trace_id)
+        self.item = item
+        self.query_one("#review-chat", VerticalScroll).scroll_home(animate=False)
+        self._show()
+        if self.index + 1 < len(self.queue):
+            self.prefetch(self.queue[self.index + 1].trace_id)
+
+    async def _fetch(self, trace_id: str) -> Item:
+        """The trace, its conversation and this reviewer's labels so far."""
+        from trace_tui.evaluation import labels
+
         loop = self.console.loop
         assert loop is not None
-        trace_id = self.queue[self.index].trace_id
-        info = await loop.client.get_trace_info(trace_id)
-        tree = await loop.client.get_trace(trace_id)
+        info, tree = await asyncio.gather(loop.client.get_trace_info(trace_id),
+                                          loop.client.get_trace(trace_id))
         root = tree.roots[0] if tree.roots else None
         item = Item(info, conversation_text(root.inputs if root else None,
                                             root.outputs if root else None))
@@ -146,9 +157,15 @@ class ReviewScreen(Screen[None]):
             mine = labels.human_label(info, judge, self.reviewer)
             if mine is not None:
                 item.answers[judge] = mine
-        self.item = item
-        self.query_one("#review-chat", VerticalScroll).scroll_home(animate=False)
-        self._show()
+        return item
+
+    @work(group="review-prefetch", exclusive=True)
+    async def prefetch(self, trace_id: str) -> None:
+        """The next trace loaded while the reviewer reads this one (a label per few seconds)."""
+        try:
+            self._prefetched = {trace_id: await self._fetch(trace_id)}
+        except TraceTuiError:
+            self._prefetched = {}
 
     # ------------------------------------------------------------------ rendering
 
@@ -249,6 +266,13 @@ class ReviewScreen(Screen[None]):
             self._maybe_done(self.item)
 
     def action_undo(self) -> None:
+        """Undo the last answer; on a fresh trace, go back to the previous one and undo its
+        last answer."""
+        if (self.item is None or not self.item.order) and self.finished:
+            previous = self.finished.pop()
+            self.index = next((i for i, t in enumerate(self.queue)
+                               if t.trace_id == previous.info.trace_id), self.index)
+            self.item = previous
         if self.item is None or not self.item.order:
             return
         judge = self.item.order.pop()
@@ -363,9 +387,11 @@ class ReviewScreen(Screen[None]):
             if any(a != SKIP for a in item.answers.values()):
                 await review.set_review_state(loop.client, item.info.trace_id,
                                               loop.policy.name, review.DONE)
-        if item is self.item and self.index + 1 < len(self.queue):
-            self.index += 1
-            await self._open_current()
+        if item is self.item:
+            self.finished.append(item)
+            if self.index + 1 < len(self.queue):
+                self.index += 1
+                await self._open_current()
 
     def _refresh_if(self, item: Item) -> None:
         if item is self.item:
