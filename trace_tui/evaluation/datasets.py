@@ -9,13 +9,16 @@ A record: ``inputs`` = the trace's root span inputs (a dict; other values as ``{
 latest per judge), ``source`` = the trace (``TRACE``, ``trace_id``). The server deduplicates
 records by their inputs, so re-adding a trace updates its record; records whose source is the
 same trace are looked up first, so a trace's record is updated even if its inputs were edited.
+A trace whose inputs equal those of another trace's record (the same question asked twice) is
+not added: the server would merge it into that record, overwriting the other trace's outputs
+and expectations. Those traces are listed in ``DatasetResult.same_inputs``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trace_tui.core.client import MlflowClient
@@ -32,6 +35,7 @@ class DatasetResult:
     created: bool
     inserted: int = 0
     updated: int = 0
+    same_inputs: list[str] = field(default_factory=list)  # traces not added, see add_traces
 
 
 async def find_dataset(client: MlflowClient, name: str,
@@ -95,6 +99,11 @@ def expectations_of(info: TraceInfo, judges: Sequence[str] | None = None) -> dic
     return out
 
 
+def _key(inputs: Any) -> str:
+    """What the server deduplicates records on (sha256 of this JSON)."""
+    return json.dumps(inputs if inputs is not None else {}, sort_keys=True, default=str)
+
+
 def _source_trace(record: Mapping[str, Any]) -> str | None:
     source = record.get("source") or {}
     data = source.get("source_data") if isinstance(source, Mapping) else None
@@ -112,9 +121,11 @@ async def add_traces(client: MlflowClient, name: str, experiment_ids: Sequence[s
     if not trace_ids:
         return result
     existing: dict[str, dict[str, Any]] = {}
+    owner: dict[str, str | None] = {}  # inputs key -> source trace of the record holding them
     if not created:
         for rec in await dataset_records(client, dataset_id):
             tid = _source_trace(rec)
+            owner[_key(rec.get("inputs"))] = tid
             if tid:
                 existing[tid] = rec
     infos = {i.trace_id: i for i in await client.batch_get_trace_infos(list(trace_ids))}
@@ -129,6 +140,9 @@ async def add_traces(client: MlflowClient, name: str, experiment_ids: Sequence[s
         # keep the inputs of the trace's existing record: the server matches on them
         inputs = dict(old["inputs"]) if old and isinstance(old.get("inputs"), dict) \
             else _as_dict(root.inputs, "request")
+        if owner.setdefault(_key(inputs), tid) != tid:
+            result.same_inputs.append(tid)
+            continue
         records.append({"inputs": inputs, "outputs": _as_dict(root.outputs, "response"),
                         "expectations": expectations_of(info, judges),
                         "source": {"source_type": "TRACE", "source_data": {"trace_id": tid}},

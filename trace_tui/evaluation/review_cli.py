@@ -215,7 +215,8 @@ def run_dataset_add(args: argparse.Namespace) -> int:
                                            reviewed_judges(policy))
         _print_json({"dataset": result.name, "dataset_id": result.dataset_id,
                      "created": result.created, "traces": len(ids),
-                     "inserted": result.inserted, "updated": result.updated})
+                     "inserted": result.inserted, "updated": result.updated,
+                     "same_inputs_as_another_trace": result.same_inputs})
         return 0
 
     return _run(args, body)

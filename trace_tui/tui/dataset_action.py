@@ -37,5 +37,7 @@ async def add_to_dataset(app: TraceExplorerApp, name: str, trace_ids: list[str])
     except TraceTuiError as exc:
         app.notify(f"dataset {name}: {exc}", severity="error")
         return
+    same = (f", {len(result.same_inputs)} not added (same inputs as another trace's record)"
+            if result.same_inputs else "")
     app.notify(f"dataset {name}{' (new)' if result.created else ''}: "
-               f"{result.inserted} added, {result.updated} updated")
+               f"{result.inserted} added, {result.updated} updated{same}")
