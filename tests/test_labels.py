@@ -123,3 +123,13 @@ async def test_two_reviewers_on_one_trace_and_their_agreement(
     # 3 pairs, 2 agree; cells (yy, yn, ny, nn) = (1, .5, .5, 1)/3 -> kappa 1/3
     assert (quality["traces"], quality["pairs"]) == (3, 3)
     assert abs(quality["agreement"] - 2 / 3) < 1e-9 and abs(quality["kappa"] - 1 / 3) < 1e-9
+
+
+def test_review_without_a_terminal_says_how_to_label_headless(tmp_path: Path) -> None:
+    from tests.test_evaluation import write_policy
+
+    path = tmp_path / "p.toml"
+    write_policy(path, "0", "http://127.0.0.1:9/v1")
+    out = cli("review", "--policy", str(path), uri="http://127.0.0.1:9")
+    assert out.returncode == 2 and "needs a terminal" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
