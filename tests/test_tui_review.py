@@ -65,3 +65,24 @@ async def test_review_screen_labels_like_the_headless_path(
     assert same == {k: v for k, v in headless.metadata.items() if k != "trace_tui.label_via"}
     assert tui.metadata["trace_tui.label_via"] == "review"
     assert infos[first].tags[f"trace_tui.review.{policy}"] == "done"
+
+
+async def test_the_app_opens_on_the_review_screen_and_v_is_review() -> None:
+    """`trace-tui review --policy F` starts the explorer with start_hook = "review"; in the
+    list, `v` opens the review screen (the session view moved to `V`)."""
+    from trace_tui.config.settings import Settings
+    from trace_tui.tui.app import TraceExplorerApp
+    from trace_tui.tui.sources import StaticTraceSource
+
+    app = TraceExplorerApp("static://none", settings=Settings(), persist_settings=False,
+                           source=StaticTraceSource([]), screen_hooks=judge_screen_hooks())
+    app.start_hook = "review"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
+        screen = app.screen
+        await wait_for(pilot, lambda: "no policy" in str(
+            screen.query_one("#review-status").content), what="the no-policy hint")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ReviewScreen), what="back")
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="v again")
