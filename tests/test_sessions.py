@@ -75,7 +75,7 @@ async def test_drill_down_on_the_session_then_the_session_view() -> None:
                      == "metadata.`mlflow.trace.session` = 'sess-shared'" and len(app.buffer) == 3)
         assert set(app.buffer.by_id) == set(shared)
         assert "sess-shared" in str(app.screen.filter_bar.query_one("#filter-summary").content)
-        await pilot.press("v")
+        await pilot.press("V")
         await _until(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen.loaded)
         screen = app.screen
         rows = screen.table.rows
@@ -109,7 +109,7 @@ async def test_session_view_of_the_marked_traces() -> None:
         await listed(pilot)
         await pilot.press("space", "j", "space")
         marked = app.selected_trace_ids
-        await pilot.press("v")
+        await pilot.press("V")
         await _until(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen.loaded)
         assert sorted(r.trace_id for r in app.screen.table.rows) == sorted(marked)
         assert "2 marked traces" in str(app.screen.summary.content)

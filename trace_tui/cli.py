@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not capture the mouse (saves bandwidth over SSH)")
     parser.add_argument("--policy", "-p", type=Path, metavar="FILE",
                         help="sampling policy for the s/e screens (see docs/policy.md)")
-    parser.set_defaults(handler=run_explorer, tracking_uri=None, experiment=None)
+    parser.set_defaults(handler=run_explorer, tracking_uri=None, experiment=None,
+                        open_review=run_review_explorer)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", formatter_class=fmt, help="explorer on live demo traffic",
@@ -224,7 +225,7 @@ def _require_tty() -> None:
 
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
-              server_label: str, policy: Path | None = None) -> int:
+              server_label: str, policy: Path | None = None, start_hook: str = "") -> int:
     from trace_tui.config.settings import Settings
     from trace_tui.tui.app import TraceExplorerApp
     from trace_tui.tui.screens.judging import judge_screen_hooks
@@ -236,6 +237,7 @@ def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
     app = TraceExplorerApp(uri, experiment=experiment, filter_string=getattr(args, "filter", None),
                            settings=settings, mouse=mouse, server_label=server_label,
                            screen_hooks=judge_screen_hooks(policy, experiment))
+    app.start_hook = start_hook
     app.run(mouse=mouse)
     return int(app.return_code or 0)
 
@@ -248,6 +250,17 @@ def run_explorer(args: argparse.Namespace) -> int:
         return _explorer(conn.uri, args, experiment=args.experiment,
                          server_label=f"{redact_uri(conn.uri)} ({conn.source})",
                          policy=args.policy)
+
+
+def run_review_explorer(args: argparse.Namespace) -> int:
+    """`trace-tui review --policy F`: the explorer, opened on the review screen."""
+    from trace_tui.server.connect import connect
+
+    _require_tty()
+    with connect(args.tracking_uri) as conn:
+        return _explorer(conn.uri, args, experiment=args.experiment,
+                         server_label=f"{redact_uri(conn.uri)} ({conn.source})",
+                         policy=args.policy, start_hook="review")
 
 
 def run_demo(args: argparse.Namespace) -> int:

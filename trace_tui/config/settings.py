@@ -30,6 +30,18 @@ class Settings:
     lookback_s: float = 60.0
     mouse: bool = True
     read_timeout_s: float = 10.0  # per MLflow request; see docs/reliability.md
+    reviewer: str = ""  # source id of human labels; empty: the OS user
+
+    def reviewer_id(self) -> str:
+        """Who human labels are from: the ``reviewer`` setting, else the OS user."""
+        if self.reviewer.strip():
+            return self.reviewer.strip()
+        import getpass
+
+        try:
+            return getpass.getuser() or "reviewer"
+        except (OSError, KeyError):
+            return "reviewer"
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -260,9 +260,28 @@ def queue_badge(tags: Mapping[str, str]) -> str:
     return ""
 
 
+REVIEW_BADGES = {"queued": "R?", "done": "R"}
+
+
+def review_badge(tags: Mapping[str, str]) -> str:
+    """Human review: ``R?`` waiting for a reviewer (any policy), ``R`` reviewed."""
+    from trace_tui.core.tags import review_states
+
+    states = set(review_states(tags).values())
+    for state in ("queued", "done"):
+        if state in states:
+            return REVIEW_BADGES[state]
+    return ""
+
+
 def list_badges(tags: Mapping[str, str], assessments: Iterable[Assessment]) -> str:
-    """The list's feedback column: queue badge, thumbs and judge tally, e.g. ``J +1 -0 J2/3``."""
-    return " ".join(p for p in (queue_badge(tags), assessment_summary(assessments)) if p)
+    """The list's feedback column: queue and review badges, thumbs and judge tally, e.g.
+    ``J R? +1 -0 J2/3``."""
+    # human labels of judges (metadata trace_tui.label_via) show as the review badge, not as
+    # thumbs (a bool label would otherwise count as +1/-1)
+    rest = [a for a in assessments if "trace_tui.label_via" not in a.metadata]
+    return " ".join(p for p in (queue_badge(tags), review_badge(tags),
+                                assessment_summary(rest)) if p)
 
 
 def fmt_assessment_value(a: Assessment) -> str:

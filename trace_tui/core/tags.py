@@ -4,8 +4,11 @@ Each policy has tags of its own, so two policies that select the same trace neve
 each other: ``trace_tui.queue.<policy>`` (queued | done | failed, written last),
 ``trace_tui.sample.<policy>`` (JSON: stratum, probability, rule, weight, window, judges,
 policy version), ``trace_tui.stratum.<policy>`` (for filtering in the MLflow UI) and
-``trace_tui.error.<policy>``. ``<policy>`` is the policy name when it is made of letters,
-digits, ``_`` and ``-``, else a readable form plus a short hash.
+``trace_tui.error.<policy>``; a judged trace drawn for human review gets
+``trace_tui.review_sample.<policy>`` (JSON: r, judged in its cell) and
+``trace_tui.review.<policy>`` (queued | done, written last). ``<policy>`` is the policy
+name when it is made of letters, digits, ``_`` and ``-``, else a readable form plus a short
+hash.
 
 Data written before policies had tags of their own (one ``trace_tui.policy`` naming the
 policy, plus ``trace_tui.queue`` / ``.stratum`` / ``.probability`` / ``.sample`` /
@@ -23,6 +26,8 @@ QUEUE_PREFIX = PREFIX + "queue."
 SAMPLE_PREFIX = PREFIX + "sample."
 STRATUM_PREFIX = PREFIX + "stratum."
 ERROR_PREFIX = PREFIX + "error."
+REVIEW_PREFIX = PREFIX + "review."
+REVIEW_SAMPLE_PREFIX = PREFIX + "review_sample."
 
 LEGACY_POLICY = PREFIX + "policy"
 LEGACY_QUEUE = PREFIX + "queue"
@@ -56,6 +61,19 @@ def stratum_tag(policy: str) -> str:
 
 def error_tag(policy: str) -> str:
     return ERROR_PREFIX + policy_key(policy)
+
+
+def review_tag(policy: str) -> str:
+    return REVIEW_PREFIX + policy_key(policy)
+
+
+def review_sample_tag(policy: str) -> str:
+    return REVIEW_SAMPLE_PREFIX + policy_key(policy)
+
+
+def review_states(tags: Mapping[str, str]) -> dict[str, str]:
+    """Every policy's review state on a trace (queued | done), keyed by policy key."""
+    return {k[len(REVIEW_PREFIX):]: v for k, v in tags.items() if k.startswith(REVIEW_PREFIX)}
 
 
 def queue_states(tags: Mapping[str, str]) -> dict[str, str]:

@@ -94,8 +94,10 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     rep.set_defaults(handler=run_report)
 
     from trace_tui.evaluation.policy_cli import add_policy_commands
+    from trace_tui.evaluation.review_cli import add_review_commands
 
     add_policy_commands(sub, fmt, conn, open_designer)
+    add_review_commands(sub, fmt, conn)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -100,6 +100,8 @@ class TraceExplorerApp(App[None]):
         Binding("e", "open_hook('evaluation')", "Evaluation", id="app.evaluation"),
     ]
 
+    start_hook = ""  # a screen hook opened at start
+
     def __init__(
         self,
         tracking_uri: str,
@@ -235,6 +237,8 @@ class TraceExplorerApp(App[None]):
         warning = getattr(self, "startup_warning", "")
         if warning:
             self.notify(f"settings ignored: {warning}", severity="warning", timeout=8)
+        if self.start_hook:  # `trace-tui review`: open on that screen
+            self.call_later(self.action_open_hook, self.start_hook)
 
     async def on_unmount(self) -> None:
         self.feed.close()

@@ -36,8 +36,10 @@ class ExplorerScreen(Screen[None]):
         Binding("c", "compare", "Compare 2 marked", show=False, id="explorer.compare"),
         Binding("f", "drill_down", "Filter on this trace's session/user/route/…",
                 show=False, id="explorer.drill_down"),
-        Binding("v", "session", "Session view (or of the marked traces)", show=False,
+        Binding("V", "session", "Session view (or of the marked traces)", show=False,
                 id="explorer.session"),
+        Binding("D", "add_to_dataset", "Add marked traces to an evaluation dataset",
+                show=False, id="explorer.dataset"),
         Binding("r", "reload", "Reload", show=False, id="explorer.reload"),
         Binding("escape", "clear_error", "Clear error", show=False, id="explorer.clear_error"),
     ]
@@ -101,6 +103,11 @@ class ExplorerScreen(Screen[None]):
         info = self.table.current
         if info is not None:
             self.explorer.actions.open_session(info)
+
+    def action_add_to_dataset(self) -> None:
+        from trace_tui.tui.dataset_action import ask_add_to_dataset
+
+        ask_add_to_dataset(self.explorer, self.explorer.actions.target_trace_ids())
 
     def action_compare(self) -> None:
         self.explorer.actions.compare_marked()

@@ -1,8 +1,11 @@
-"""The sampling (s) and evaluation (e) screens as app hooks, sharing one JudgeConsole."""
+"""The sampling (s), evaluation (e) and review (v) screens as app hooks, sharing one
+JudgeConsole."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from textual.screen import Screen
 
 from trace_tui.tui.app import ScreenHook, TraceExplorerApp
 from trace_tui.tui.console import JudgeConsole
@@ -22,9 +25,16 @@ def judge_screen_hooks(policy: Path | None = None,
         _swap(app)
         return EvaluationScreen(console)
 
+    def review(app: TraceExplorerApp) -> Screen[None]:
+        _swap(app)
+        from trace_tui.tui.screens.review import ReviewScreen
+
+        return ReviewScreen(console)
+
     return [
         ScreenHook("sampling", "s", "Sampling", sampling),
         ScreenHook("evaluation", "e", "Evaluation", evaluation),
+        ScreenHook("review", "v", "Review", review),
     ]
 
 
