@@ -120,11 +120,10 @@ def _review_probability(meta: Mapping[str, str], policy: str) -> float | None:
 
 
 def review_keys(judged: list[JudgedOutcome], everyone: list[HumanLabel],
-                sampled: list[HumanLabel], counts: PopulationCounts, policy: Policy,
+                sampled: list[HumanLabel], counts: PopulationCounts, conf: float,
                 est: EstimateReport, rules: Mapping[str, PassRule]) -> dict[str, dict[str, Any]]:
     """judge -> `corrected`, `human_only` {estimate, ci_low, ci_high, n_reviewed}, `power`
     and `agreement` (overall and per stratum; None without reviewed pass/fail pairs)."""
-    conf = policy.estimation.confidence
     agree = {a.judge: a.to_dict()
              for a in agreement(judged, everyone, counts, conf, rules=rules)}  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
@@ -159,7 +158,8 @@ async def build_report(client: MlflowClient, policy: Policy,
                    mc_draws=policy.estimation.mc_draws, seed=policy.estimation.seed,
                    rules=rules)  # fmt: skip
     everyone, sampled = labels_from(infos, policy.name, judges)
-    review = review_keys(outcomes, everyone, sampled, counts, policy, est, rules)
+    review = review_keys(outcomes, everyone, sampled, counts,
+                         policy.estimation.confidence, est, rules)
     return PolicyReport(policy.name, est, len(outcomes), review, group_versions(versions))
 
 
