@@ -94,7 +94,8 @@ def test_assessment_summary() -> None:
     def a(value, source="LLM_JUDGE", error=None):
         return Assessment("a", "x", source, "s", value, error=error)
     items = [a(True, "HUMAN"), a(False, "HUMAN"), a(True, "HUMAN"), a("yes"), a("no"),
-             a(0.9), a(None, error="boom")]
+             a(1.0), a(0.9), a(None, error="boom")]
+    # an undeclared 0.9 is a score, not a verdict (samplers.verdicts): not in the tally
     assert feedback_counts(items) == (2, 1, 2, 4)
     assert assessment_summary(items) == "+2 -1 J2/4"
     assert assessment_summary([]) == ""

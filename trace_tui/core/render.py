@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from samplers.verdicts import PassRule, verdict
 from trace_tui.core.model import Assessment, Span, SpanEvent, TokenUsage, TraceTree
 
 FEEDBACK_NAME = "user_feedback"
@@ -187,23 +188,13 @@ def rate_per_min(times_ms: Iterable[int], now_ms: int, window_ms: int = 60_000) 
 # --------------------------------------------------------------------------- assessments
 
 
-def is_pass(value: Any) -> bool | None:
-    """Judge/human value -> pass/fail; None when it cannot be read as either."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value >= 0.5
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("yes", "pass", "true", "good", "correct", "1"):
-            return True
-        if text in ("no", "fail", "false", "bad", "incorrect", "0"):
-            return False
-        try:
-            return float(text) >= 0.5
-        except ValueError:
-            return None
-    return None
+def is_pass(value: Any, rule: PassRule | None = None) -> bool | None:
+    """Judge/human value -> pass/fail; None when it cannot be read as either.
+
+    The one verdict vocabulary (``samplers.verdicts.verdict``): the list badge, the verdict
+    chips, the report and review agreement all read a value the same way. ``rule``: the
+    judge's declaration (value type, pass threshold) where the caller knows it."""
+    return verdict(value, rule)
 
 
 def feedback_counts(assessments: Iterable[Assessment]) -> tuple[int, int, int, int]:

@@ -58,6 +58,9 @@ def add_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     sample.add_argument("--since", type=flags.duration, default=flags.duration("24h"),
                         metavar="DURATION",
                         help="first run / dry run: look back this far (e.g. 30m, 24h, 7d)")
+    sample.add_argument("--backfill", action="store_true",
+                        help="one-shot over --since in two phases: a proportional pilot "
+                             "(judge it with eval), then the rest by Neyman on its verdicts")
     sample.add_argument("--replica", default="main",
                         help="replica id (samplers sharing one see the same traces)")
     sample.add_argument("--format", choices=("table", "json"), default="table")
@@ -168,6 +171,11 @@ def run_sample(args: argparse.Namespace) -> int:
                 with _pandas_wide():
                     print(frame.to_string(index=False))
                 print("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in totals.items()))
+            return 0
+        if args.backfill:
+            from trace_tui.evaluation.backfill import backfill
+
+            _print_json(await backfill(loop, since_s))
             return 0
         runner = await loop.runner(since_s, args.replica)
         if args.follow:

@@ -240,6 +240,8 @@ class SampleRunner:
                                  poll_interval_s=poll_interval_s)
         # Traces decided before a restart must not be counted again.
         self.stream.cursor.accept_seen(state.recent)
+        self._windows: set[int] = set()  # windows decided by this run, not yet recorded
+        self._recorded: set[int] = set()
 
     async def decide(self, infos: Sequence[TraceInfo]) -> list[Decision]:
         infos = sorted(infos, key=lambda i: (i.request_time_ms, i.trace_id))
@@ -249,6 +251,7 @@ class SampleRunner:
         writes = []
         for decision in decisions:
             self.stats.decided += 1
+            self._windows.add(decision.window_start_ms)
             self.stats.by_rule[decision.rule] = self.stats.by_rule.get(decision.rule, 0) + 1
             if not decision.selected:
                 continue
@@ -284,6 +287,11 @@ class SampleRunner:
         floor = cursor.query_from_ms()
         self.state.recent = {k: v for k, v in self.state.recent.items() if v >= floor}
         await save_state(self.client, self.run_id, self.replica, self.state)
+        new = sorted(self._windows - self._recorded)
+        for i in range(0, len(new), 40):  # log-batch takes 100 tags; two per window
+            await self.client.set_run_tags(self.run_id, window_version_tags(self.policy,
+                                                                            new[i:i + 40]))
+        self._recorded.update(new)
 
     async def run_once(self) -> SampleStats:
         """One pass: everything finished since the cursor, then save."""
@@ -313,6 +321,43 @@ class SampleRunner:
         finally:
             await self.checkpoint()
         return self.stats
+
+
+WINDOW_TAG = "trace_tui.window."  # + <window_start_ms>.policy_version / .policy_sha256
+
+
+def policy_sha256(policy: Policy) -> str:
+    """First 16 hex of sha256 of the policy file's bytes (its fingerprint if not a file)."""
+    try:
+        with open(policy.path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()[:16]
+    except OSError:
+        return policy.fingerprint[:16]
+
+
+def window_version_tags(policy: Policy, windows: Iterable[int]) -> dict[str, str]:
+    """Run tags saying which policy version (and file hash) decided each window."""
+    return window_version_tags_for(policy.version, policy_sha256(policy), windows)
+
+
+def window_version_tags_for(version: str, sha: str, windows: Iterable[int]) -> dict[str, str]:
+    tags = {}
+    for w in windows:
+        tags[f"{WINDOW_TAG}{w}.policy_version"] = version
+        tags[f"{WINDOW_TAG}{w}.policy_sha256"] = sha
+    return tags
+
+
+def window_versions(tags: dict[str, str]) -> dict[int, tuple[str, str]]:
+    """window_start_ms -> (policy version, sha256 prefix) from a policy run's tags."""
+    out: dict[int, tuple[str, str]] = {}
+    for key, value in tags.items():
+        if key.startswith(WINDOW_TAG) and key.endswith(".policy_version"):
+            w = key[len(WINDOW_TAG):-len(".policy_version")]
+            if w.lstrip("-").isdigit():
+                sha = tags.get(f"{WINDOW_TAG}{w}.policy_sha256", "")
+                out[int(w)] = (value, sha)
+    return out
 
 
 def feed_outcomes(sampler: Sampler, infos: Iterable[TraceInfo], policy: str,

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from samplers.verdicts import PassRule
+from samplers.verdicts import verdict as read_verdict
 from trace_tui.judging.build import runtime_of
 from trace_tui.judging.mlflow_hooks import (
     JudgeDeadlineExceeded,
@@ -27,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Trace
 
 _JOIN_GRACE_S = 0.25
-_PASS_STRINGS = {"yes", "true", "pass", "passed"}
-_FAIL_STRINGS = {"no", "false", "fail", "failed"}
 
 
 @dataclass
@@ -109,11 +109,9 @@ def _plain_value(value: Any) -> Any:
 def _normalise_value(value: Any, value_type: str | None) -> Any:
     value = _plain_value(value)
     if value_type == "bool" and isinstance(value, str):
-        low = value.strip().lower()
-        if low in _PASS_STRINGS:
-            return True
-        if low in _FAIL_STRINGS:
-            return False
+        read = read_verdict(value)
+        if read is not None:
+            return read
     elif value_type == "yes_no" and isinstance(value, bool):
         return "yes" if value else "no"
     elif value_type in ("float", "int") and isinstance(value, str):
@@ -123,19 +121,8 @@ def _normalise_value(value: Any, value_type: str | None) -> Any:
     return value
 
 
-def _passed(value: Any, threshold: float | None) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in _PASS_STRINGS:
-            return True
-        if low in _FAIL_STRINGS:
-            return False
-        return None
-    if isinstance(value, int | float) and threshold is not None:
-        return float(value) >= threshold
-    return None
+def _passed(value: Any, value_type: str | None, threshold: float | None) -> bool | None:
+    return read_verdict(value, PassRule(value_type, threshold))  # the one verdict vocabulary
 
 
 def _as_int(value: Any) -> int | None:
@@ -168,7 +155,7 @@ def _verdict_from_feedback(
     for fb in feedbacks:
         if not hasattr(fb, "value"):  # a plain value from a custom scorer
             values.append(_normalise_value(fb, value_type))
-            passes.append(_passed(values[-1], threshold))
+            passes.append(_passed(values[-1], value_type, threshold))
             continue
         err = getattr(fb, "error", None)
         if err is not None:
@@ -177,7 +164,7 @@ def _verdict_from_feedback(
             errors.append(f"{code}: {message}")
         else:
             values.append(_normalise_value(fb.value, value_type))
-            passes.append(_passed(values[-1], threshold))
+            passes.append(_passed(values[-1], value_type, threshold))
         if getattr(fb, "rationale", None):
             rationales.append(str(fb.rationale))
         meta = getattr(fb, "metadata", None) or {}

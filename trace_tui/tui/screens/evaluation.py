@@ -26,6 +26,7 @@ from trace_tui.tui.widgets.safe import SafeStatic
 from trace_tui.tui.widgets.span_detail import FAIL_CHIP, PASS_CHIP
 
 if TYPE_CHECKING:
+    from samplers.verdicts import PassRule
     from trace_tui.evaluation.worker import TraceOutcome
     from trace_tui.tui.app import TraceExplorerApp
 
@@ -192,8 +193,9 @@ class EvaluationScreen(Screen[None]):
 
     def _log(self, outcome: TraceOutcome) -> None:
         line = Text(safe_text(f"{outcome.trace_id}  {outcome.state:<7}"))
+        rules = self._pass_rules()
         for name, value in outcome.verdicts.items():
-            verdict = is_pass(value)
+            verdict = is_pass(value, rules.get(name))
             line.append(" " + safe_text(name) + "=")
             style = "" if verdict is None else PASS_CHIP if verdict else FAIL_CHIP
             mark = "" if verdict is None else "✓ " if verdict else "✗ "
@@ -201,6 +203,14 @@ class EvaluationScreen(Screen[None]):
         if outcome.error:
             line.append("  " + safe_text(outcome.error[:80]), style="red")
         self.query_one("#verdicts", RichLog).write(line)
+
+    def _pass_rules(self) -> dict[str, PassRule]:
+        """The policy's judge declarations, so a verdict reads as the report reads it."""
+        if self.console.loop is None:
+            return {}
+        from trace_tui.evaluation.report import pass_rules  # numpy: off the start path
+
+        return pass_rules(self.console.loop.policy)
 
     def _show_status(self) -> None:
         c = self.console
@@ -232,6 +242,7 @@ class EvaluationScreen(Screen[None]):
         for judge in report.to_dict()["judges"]:
             _add_row(table, judge["judge"], _pct(judge["estimate"]), _ci(judge),
                      str(judge["n_judged"]), f"{judge['population']:g}", "(all)")
+            _add_review_rows(table, judge)
             for s in judge.get("strata", []):
                 _add_row(table, "", _pct(s.get("estimate")), _ci(s), str(s["n_judged"]),
                          f"{s['population']:g}", s["stratum"])
@@ -240,6 +251,25 @@ class EvaluationScreen(Screen[None]):
 def _add_row(table: DataTable[Text], *cells: object) -> None:
     """A row of plain text: DataTable parses a str cell as markup."""
     table.add_row(*(Text(safe_text(c)) for c in cells))
+
+
+def _add_review_rows(table: DataTable[Text], judge: dict) -> None:
+    """Judge trust under a judge's overall row: human-only and corrected estimates (with the
+    reviewed count) and agreement (accuracy, kappa, confusion), when humans labelled any."""
+    for key, label in (("human_only", "human-only"), ("corrected", "corrected")):
+        row = judge.get(key) or {}
+        if row.get("n_reviewed"):
+            _add_row(table, "", _pct(row.get("estimate")), _ci(row), "", "",
+                     f"{label} ({row['n_reviewed']} reviewed)")
+    agree = (judge.get("agreement") or {}).get("overall")
+    if agree:
+        c, kappa = agree["confusion"], agree["kappa"]
+        k = "-" if kappa.get("estimate") is None else f"κ {kappa['estimate']:.2f}"
+        if kappa.get("ci_low") is not None:
+            k += f" [{kappa['ci_low']:.2f}, {kappa['ci_high']:.2f}]"
+        _add_row(table, "", _pct(agree["accuracy"].get("estimate")), k, "", "",
+                 f"agreement on {agree['n_reviewed']}: tp {c['tp']} fp {c['fp']} "
+                 f"fn {c['fn']} tn {c['tn']}")
 
 
 def _pct(value: float | None) -> str:
