@@ -45,13 +45,13 @@ class SamplingScreen(Screen[None]):
     JUDGE_SCREEN = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="sampling.back"),
+        Binding("escape", "back", "Back", show=False, id="sampling.back"),  # as everywhere
         Binding("d", "dry_run", "Dry run", id="sampling.dry_run"),
         Binding("w", "cycle_window", "Window", id="sampling.window"),
         Binding("r", "sample", "Sample", id="sampling.sample"),
         Binding("o", "focus_path", "Policy", id="sampling.open"),
         Binding("n", "designer", "New", id="sampling.designer"),
-        Binding("E", "edit", "$EDITOR", id="sampling.edit"),
+        Binding("E", "edit", "Edit", id="sampling.edit"),
         # already here: shadows the app's `s` (see EvaluationScreen)
         Binding("s", "dry_run", "Dry run", show=False, id="sampling.s_dry_run"),
     ]
