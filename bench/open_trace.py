@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import pty
+import re
 import select
 import signal
 import statistics
@@ -30,14 +31,14 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.big_trace import seed_big_trace  # noqa: E402
-from trace_tui.core.client import ARTIFACT_PATH, MlflowClient  # noqa: E402
-from trace_tui.core.span_cache import SpanCache  # noqa: E402
-from trace_tui.demo.traffic import ensure_experiment  # noqa: E402
-from trace_tui.server.embedded import EmbeddedServer  # noqa: E402
+from bench.big_trace import seed_big_trace
+from trace_tui.core.client import ARTIFACT_PATH, MlflowClient
+from trace_tui.core.span_cache import SpanCache
+from trace_tui.demo.traffic import ensure_experiment
+from trace_tui.server.embedded import EmbeddedServer
 
 SIZE = (160, 50)
-MARKER = b"turn_0"  # a span name only the trace view shows
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
 
 
 async def bare(uri: str, path: str, params: dict[str, str]) -> float:
@@ -56,7 +57,8 @@ async def client_open(uri: str, trace_id: str, cache: SpanCache | None) -> tuple
     return elapsed, len(tree.spans)
 
 
-def pty_open(uri: str, experiment: str, home: Path, timeout_s: float = 120.0) -> float:
+def pty_open(uri: str, experiment: str, home: Path, n_spans: int,
+             timeout_s: float = 120.0) -> float:
     """Seconds from Enter on the only trace to the trace view's rows on the terminal."""
     import fcntl
     import struct
@@ -74,30 +76,32 @@ def pty_open(uri: str, experiment: str, home: Path, timeout_s: float = 120.0) ->
                                   "-x", experiment, "--no-mouse"])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
 
-    def read_until(pred, quiet_s: float, limit_s: float) -> tuple[bytes, float]:  # type: ignore[no-untyped-def]
+    def read_until(done, quiet_s: float, limit_s: float) -> float:  # type: ignore[no-untyped-def]
+        """Read the terminal until ``done(text)`` (escape sequences stripped) holds, or
+        with ``quiet_s`` until nothing came for that long; the time of the last chunk."""
         buf, last, end = b"", time.perf_counter(), time.perf_counter() + limit_s
         while time.perf_counter() < end:
             ready, _, _ = select.select([fd], [], [], 0.01)
             if ready:
                 try:
-                    chunk = os.read(fd, 1 << 16)
+                    buf += os.read(fd, 1 << 16)
                 except OSError:
                     break
-                buf += chunk
                 last = time.perf_counter()
-                if pred(buf):
-                    return buf, last
-            elif quiet_s and time.perf_counter() - last > quiet_s and pred(buf):
-                return buf, last
+                if not quiet_s and done(ANSI.sub(b"", buf)):
+                    return last
+            elif quiet_s and time.perf_counter() - last > quiet_s:
+                return last
         Path(os.environ.get("BENCH_PTY_DUMP", "/dev/null")).write_bytes(buf)
         raise TimeoutError(f"the explorer did not show what was expected: {buf[-300:]!r}")
 
     try:
-        read_until(lambda b: b"agent_loop" in b, 0, timeout_s)  # the list shows the trace
-        read_until(lambda b: True, 1.0, timeout_s)  # ... and has settled
+        read_until(lambda text: b"agent_loop" in text, 0, timeout_s)  # the list shows it
+        read_until(None, 1.0, timeout_s)  # ... and has settled
         t0 = time.perf_counter()
         os.write(fd, b"\r")
-        _, painted = read_until(lambda b: MARKER in b, 0, timeout_s)
+        marks = (f"{n_spans} spans".encode(), f"{n_spans:,} spans".encode())
+        painted = read_until(lambda text: any(m in text for m in marks), 0, timeout_s)
         return painted - t0
     finally:
         os.kill(pid, signal.SIGTERM)
@@ -135,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             rows["client_cached"].append(asyncio.run(client_open(uri, trace_id, cache))[0])
             if not args.no_pty:
                 home = tmp / f"home-{r}"
-                rows["pty_cold"].append(pty_open(uri, exp, home))
-                rows["pty_cached"].append(pty_open(uri, exp, home))  # new process, warm cache
+                rows["pty_cold"].append(pty_open(uri, exp, home, args.spans))
+                # a new process, the cache warm
+                rows["pty_cached"].append(pty_open(uri, exp, home, args.spans))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s"
                                                  for k, v in rows.items() if v),
                   file=sys.stderr, flush=True)

@@ -3,7 +3,12 @@ Requests are counted by a local proxy in front of it (tests/counting_proxy.py)."
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import random
+import stat
+import sys
 import time
 from pathlib import Path
 
@@ -131,3 +136,33 @@ async def test_second_bulk_fetch_reads_spans_from_the_cache(
     assert [summary(t) for t in from_infos] == [summary(t) for t in first]
     assert [r["trace_info"]["trace_id"] for r in raws_again] == ids[:3]
     assert [len(r["spans"]) for r in raws_again] == [len(r["spans"]) for r in raws]
+
+
+async def test_traces_show_reuses_the_cache_and_warns_once_on_a_bad_file(
+        fresh_experiment: tuple[str, str], mlflow_uri: str, tmp_path: Path) -> None:
+    trace_id = seed_big_trace(mlflow_uri, fresh_experiment[1], 40)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("TRACE_TUI_CACHE_DIR", None)
+
+    async def show(uri: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "trace_tui", "traces", "show", "--tracking-uri", uri,
+            "--format", "json", trace_id, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    async with counting_proxy(mlflow_uri) as proxy:
+        first = await show(proxy.uri)
+        assert first[0] == 0 and proxy.counts[ARTIFACT_PATH] == 1, first[2]
+        files = list((tmp_path / "cache" / "trace-tui" / "spans").iterdir())
+        assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+        second = await show(proxy.uri)
+        assert second[0] == 0 and proxy.counts[ARTIFACT_PATH] == 1  # spans from the cache
+        assert json.loads(second[1]) == json.loads(first[1])
+        files[0].write_bytes(b"not a cache file")
+        third = await show(proxy.uri)
+    assert third[0] == 0 and json.loads(third[1]) == json.loads(first[1])
+    lines = [line for line in third[2].splitlines() if line.strip()]
+    assert len(lines) == 1 and "span cache: discarded" in lines[0], third[2]
+    assert "Traceback" not in third[2]
