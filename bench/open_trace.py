@@ -76,11 +76,16 @@ def pty_open(uri: str, experiment: str, home: Path, n_spans: int,
                                   "-x", experiment, "--no-mouse"])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
 
-    def read_until(done, quiet_s: float, limit_s: float) -> float:  # type: ignore[no-untyped-def]
+    def read_until(done, quiet_s: float, limit_s: float,  # type: ignore[no-untyped-def]
+                   first_s: float | None = None) -> float:
         """Read the terminal until ``done(text)`` (escape sequences stripped) holds, or
-        with ``quiet_s`` until nothing came for that long; the time of the last chunk."""
+        with ``quiet_s`` until nothing came for that long; the time of the last chunk.
+        TimeoutError when no byte came within ``first_s``."""
         buf, last, end = b"", time.perf_counter(), time.perf_counter() + limit_s
+        start = last
         while time.perf_counter() < end:
+            if first_s is not None and not buf and time.perf_counter() - start > first_s:
+                raise TimeoutError("no reaction")
             ready, _, _ = select.select([fd], [], [], 0.01)
             if ready:
                 try:
@@ -98,11 +103,19 @@ def pty_open(uri: str, experiment: str, home: Path, n_spans: int,
     try:
         read_until(lambda text: b"agent_loop" in text, 0, timeout_s)  # the list shows it
         read_until(None, 1.0, timeout_s)  # ... and has settled
-        t0 = time.perf_counter()
-        os.write(fd, b"\r")
         marks = (f"{n_spans} spans".encode(), f"{n_spans:,} spans".encode())
-        painted = read_until(lambda text: any(m in text for m in marks), 0, timeout_s)
-        return painted - t0
+        for _ in range(5):  # an Enter before the table has focus is lost: press it again
+            t0 = time.perf_counter()
+            os.write(fd, b"\r")
+            try:  # the screen reacts at once to an Enter it got
+                painted = read_until(lambda text: any(m in text for m in marks), 0,
+                                     timeout_s, first_s=3.0)
+            except TimeoutError as exc:
+                if str(exc) == "no reaction":
+                    continue
+                raise
+            return painted - t0
+        raise TimeoutError("the explorer did not react to Enter")
     finally:
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)

@@ -146,11 +146,21 @@ class SpanReads:
         come from the span cache when there, else from the cheapest endpoint: the UI's
         trace-data endpoint, then ``traces/get``. Spans may be in either encoding."""
         # The info is read before the spans: a trace seen finished here has its final spans.
-        info = await self._trace_info_json(trace_id)
+        # Only finished traces are cached, so a cached file is read while the info comes.
+        cache = self.span_cache
+        cached = None
+        if cache is not None and cache.has(self.tracking_uri, trace_id):
+            cached = asyncio.ensure_future(asyncio.to_thread(self._read_cached, trace_id))
+        try:
+            info = await self._trace_info_json(trace_id)
+        except BaseException:
+            if cached is not None:
+                await asyncio.gather(cached, return_exceptions=True)
+            raise
         finished = info.get("state") in FINISHED
-        if finished and self.span_cache is not None:
-            spans = await asyncio.to_thread(self._read_cached, trace_id)
-            if spans is not None:
+        if cached is not None:
+            spans = await cached
+            if finished and spans is not None:
                 return {"trace_info": info, "spans": spans}
         body = await self._artifact_body(trace_id)
         spans = None
