@@ -116,10 +116,10 @@ def pty_open(uri: str, experiment: str, home: Path, n_spans: int,
                 raise
             return painted - t0
         raise TimeoutError("the explorer did not react to Enter")
-    finally:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
+    finally:  # close the pty first: a child writing to an unread pty would never exit
         os.close(fd)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 def median(values: list[float]) -> float:
