@@ -28,6 +28,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ.update({
         "XDG_CONFIG_HOME": str(home / "config"),
         "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CACHE_HOME": str(home / "cache"),  # the span cache
         "TRACE_TUI_CONFIG_FILE": str(home / "config" / "trace-tui" / "config.toml"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "TEXTUAL_ANIMATIONS": "none",

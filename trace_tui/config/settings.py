@@ -17,6 +17,9 @@ from typing import Any
 
 from trace_tui.config import paths
 from trace_tui.core.errors import ConfigError
+from trace_tui.core.span_cache import SpanCache
+
+ZERO_ALLOWED = frozenset({"span_cache_mb"})  # int settings where 0 means "off"
 
 
 @dataclass
@@ -31,6 +34,9 @@ class Settings:
     mouse: bool = True
     read_timeout_s: float = 10.0  # per MLflow request; see docs/reliability.md
     reviewer: str = ""  # source id of human labels; empty: the OS user
+    # Bound of the on-disk cache of finished traces' spans, in MB; 0 turns it off
+    # (core.span_cache reads TRACE_TUI_SPAN_CACHE_MB itself: core cannot import config).
+    span_cache_mb: int = 512
 
     def reviewer_id(self) -> str:
         """Who human labels are from: the ``reviewer`` setting, else the OS user."""
@@ -42,6 +48,10 @@ class Settings:
             return getpass.getuser() or "reviewer"
         except (OSError, KeyError):
             return "reviewer"
+
+    def span_cache(self) -> SpanCache | None:
+        """The user's span cache with this size bound (None when 0)."""
+        return SpanCache.default(self.span_cache_mb * 1024 * 1024)
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,7 +110,7 @@ def _coerce(key: str, value: Any, type_name: Any, where: str) -> Any:
             raise ValueError(value)
         if kind == "int":
             result = int(value)
-            if result <= 0:
+            if result < 0 or (result == 0 and key not in ZERO_ALLOWED):
                 raise ValueError(value)
             return result
         if kind == "float":
@@ -110,4 +120,5 @@ def _coerce(key: str, value: Any, type_name: Any, where: str) -> Any:
             return number
         return str(value)
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{where}: {key} must be a positive {kind}, got {value!r}") from None
+        sign = "non-negative" if key in ZERO_ALLOWED else "positive"
+        raise ConfigError(f"{where}: {key} must be a {sign} {kind}, got {value!r}") from None

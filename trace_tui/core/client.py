@@ -8,25 +8,25 @@ not idempotent are sent once. No textual here.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-try:  # a JSON parser several times faster on big span payloads; json is the fallback
-    from orjson import loads as json_loads
-except ImportError:  # pragma: no cover
-    json_loads = json.loads  # type: ignore[assignment]  # json.loads takes bytes too
-
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
 from trace_tui.core.http import RETRY_STATUSES, Credentials, api_error, is_html, transient
-from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
+from trace_tui.core.model import Assessment, TraceInfo
 from trace_tui.core.retry import Backoff, retrying
+from trace_tui.core.span_cache import SpanCache
+from trace_tui.core.spans import (  # noqa: F401  (ARTIFACT_PATH, decode_off_loop: re-exported)
+    ARTIFACT_PATH,
+    SEARCH_PAGE_MAX,
+    SpanReads,
+    decode_off_loop,
+)
 from trace_tui.core.uri import redact_uri
 
-SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500
 # The retry budget (docs/reliability.md): each request may take CONNECT_TIMEOUT_S to connect
 # and READ_TIMEOUT_S between bytes of the answer (batchGet 3x); a read is retried on no
 # connection, a timeout, 429 or 5xx up to READ_RETRIES times (backoff 0.25, 0.5, 1 s, +-25%),
@@ -35,8 +35,6 @@ CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 READ_RETRIES = 3
 RETRY_BUDGET_S = 12.0
-
-
 @dataclass(frozen=True, slots=True)
 class Experiment:
     experiment_id: str
@@ -50,7 +48,7 @@ class Experiment:
                    str(d.get("lifecycle_stage", "active")), int(d.get("last_update_time") or 0))
 
 
-class MlflowClient:
+class MlflowClient(SpanReads):
     """Async client for one MLflow tracking server. Use as ``async with MlflowClient(uri)``."""
 
     def __init__(
@@ -65,7 +63,10 @@ class MlflowClient:
         backoff: Backoff | None = None,
         concurrency: int = 8,
         batch_size: int = 100,
+        span_cache: SpanCache | bool | None = True,
     ) -> None:
+        """``span_cache``: True for the user's cache (``SpanCache.default()``), a SpanCache,
+        or False/None for none."""
         self.display_uri = redact_uri(tracking_uri.rstrip("/"))
         # user:password in the URL becomes Basic auth unless other credentials are given
         # (aiohttp refuses both at once); the URL kept has no user info.
@@ -85,6 +86,11 @@ class MlflowClient:
         self.concurrency = concurrency
         self.batch_size = batch_size
         self._session: aiohttp.ClientSession | None = None
+        self.span_cache: SpanCache | None = (
+            SpanCache.default() if span_cache is True
+            else span_cache if isinstance(span_cache, SpanCache) else None)
+        self._artifact_ok: bool | None = None  # does the server have ARTIFACT_PATH?
+        self._cache_writes: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"MlflowClient({self.display_uri!r})"
@@ -96,6 +102,8 @@ class MlflowClient:
         await self.close()
 
     async def close(self) -> None:
+        if self._cache_writes:  # let spans already fetched reach the cache
+            await asyncio.gather(*self._cache_writes, return_exceptions=True)
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -129,7 +137,7 @@ class MlflowClient:
         if not raw:
             return {}
         try:
-            data = json_loads(raw)
+            data = await self._parse(raw)
         except ValueError:
             raise NotMlflowServerError(self._not_mlflow(path, "something not JSON")) from None
         return data if isinstance(data, dict) else {}
@@ -313,53 +321,6 @@ class MlflowClient:
                                                 order_by=order_by, max_results=max_results):
             out.extend(page)
         return out
-
-    async def get_trace_info(self, trace_id: str) -> TraceInfo:
-        data = await self._request("GET", f"/api/3.0/mlflow/traces/{trace_id}")
-        trace = self._field(data, "trace", "traces/get-info")
-        return TraceInfo.from_json(self._field(trace, "trace_info", "traces/get-info"))
-
-    async def batch_get_trace_infos(self, trace_ids: Sequence[str]) -> list[TraceInfo]:
-        if not trace_ids:
-            return []
-        data = await self._request("POST", "/api/3.0/mlflow/traces/batchGetInfos",
-                                   body={"trace_ids": list(trace_ids)})
-        return [TraceInfo.from_json(t) for t in data.get("trace_infos", [])]
-
-    async def get_trace(self, trace_id: str) -> TraceTree:
-        """One trace with its spans (partial traces allowed, so in-progress ones open)."""
-        data = await self._request("GET", "/api/3.0/mlflow/traces/get",
-                                   params={"trace_id": trace_id, "allow_partial": "true"})
-        return decode_trace(self._field(data, "trace", "traces/get"))
-
-    async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
-        """The raw ``{"trace_info", "spans"}`` JSON of one trace (for judges and export)."""
-        data = await self._request("GET", "/api/3.0/mlflow/traces/get",
-                                   params={"trace_id": trace_id, "allow_partial": "true"})
-        return dict(self._field(data, "trace", "traces/get"))
-
-    async def batch_get_raw(self, trace_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Raw trace JSON for many ids: chunked ``batchGet`` calls, bounded concurrency."""
-        chunks = [list(trace_ids[i:i + self.batch_size])
-                  for i in range(0, len(trace_ids), self.batch_size)]
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def fetch(chunk: list[str]) -> list[dict[str, Any]]:
-            async with gate:
-                data = await self._request("GET", "/api/3.0/mlflow/traces/batchGet",
-                                           params=[("trace_ids", t) for t in chunk], slow=True)
-            return data.get("traces", [])
-
-        results = await asyncio.gather(*(fetch(c) for c in chunks))
-        return [t for chunk in results for t in chunk]
-
-    async def batch_get_traces(self, trace_ids: Sequence[str]) -> list[TraceTree]:
-        """Trees for many ids, in the order given; unknown ids are left out."""
-        by_id = {}
-        for raw in await self.batch_get_raw(trace_ids):
-            tree = decode_trace(raw)
-            by_id[tree.trace_id] = tree
-        return [by_id[t] for t in trace_ids if t in by_id]
 
     # ------------------------------------------------------------------ tags
 
