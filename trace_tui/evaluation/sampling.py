@@ -280,10 +280,12 @@ class SampleRunner:
         return out
 
     async def _counted(self, write: Awaitable[int], total: int) -> int:
+        """Await one tag write and report the run's queueing so far (over every pass)."""
         result = await write
         self._tagged += 1
         if self.on_progress is not None:
-            self.on_progress("tagging", self._tagged, total)
+            self.on_progress("tagging", self.stats.queued + self._tagged,
+                             self.stats.queued + total)
         return result
 
     async def tag(self, decision: Decision) -> int:

@@ -59,12 +59,12 @@ How we bound them
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import functools
 import math
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -134,23 +134,25 @@ def install_mlflow_hooks() -> None:
         _HOOKS_INSTALLED = True
 
 
-_SESSIONS: queue.SimpleQueue[Any] = queue.SimpleQueue()
+_SESSIONS: collections.deque[Any] = collections.deque()  # idle sessions, last used on the right
 
 
 @contextlib.contextmanager
 def _session() -> Iterator[Any]:
     """A pooled ``requests.Session`` for one HTTP attempt (one per concurrent attempt, so no
-    session is shared between threads; its kept-alive connections serve later calls)."""
+    session is shared between threads; its kept-alive connections serve later calls). Last
+    in, first out: the most recently used session, whose connection is still open, goes next.
+    """
     try:
-        session = _SESSIONS.get_nowait()
-    except queue.Empty:
+        session = _SESSIONS.pop()  # deque.pop/append are atomic: no lock needed
+    except IndexError:
         import requests
 
         session = requests.Session()
     try:
         yield session
     finally:
-        _SESSIONS.put(session)
+        _SESSIONS.append(session)
 
 
 def _openai_provider(model: str, policy: _CallPolicy) -> Any:
