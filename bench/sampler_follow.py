@@ -43,7 +43,8 @@ POLL_S = 2.0  # SampleRunner's default poll interval
 
 
 def produce(uri: str, exp: str, until: float, log: list[tuple[float, int]]) -> None:
-    """Deliver 4 parallel batches of 100 finished traces at a time until ``until``; log (time, cumulative)."""
+    """Deliver 4 parallel batches of 100 finished traces at a time until ``until``; log
+    (time, cumulative)."""
     total, seed = log[-1][1], 1000
     while time.monotonic() < until:
         now_ms = int(time.time() * 1000) - 2_000
