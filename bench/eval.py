@@ -1,14 +1,22 @@
-"""Evaluation benchmark: judge throughput of `trace-tui eval` vs the ideal and vs
-`mlflow.genai.evaluate`, same server, same traces, same judge, same fake endpoint.
+"""Evaluation benchmark: `trace-tui eval` against the server's own write ceiling, on SQLite and
+on PostgreSQL, in one run (same machine, same judge, same fake endpoint).
 
-- N traces (default 500) seeded through OTLP and queued by an `always` policy;
-- the fake OpenAI-compatible judge runs as its own process with a fixed latency (0.2 s);
-- ideal throughput = concurrency / latency judge calls per second;
-- `trace-tui eval --concurrency C` runs as a user runs it (its own process);
-- `mlflow.genai.evaluate(data=<search_traces frame>, scorers=[judge])` runs in its own process,
-  once with defaults (MLFLOW_GENAI_EVAL_MAX_WORKERS=10) and once with C workers.
+For each server (SQLite `--workers 1`, the embedded default; PostgreSQL with `--workers 1`
+and `--workers 2`, a throwaway cluster from tests/postgres.py):
+- write ceiling: what a judged trace costs the server, by plain REST and nothing else: one
+  assessment POST + one queue-tag PATCH per trace, ``--concurrency`` in flight, on traces of
+  their own; reported as traces/s and writes/s;
+- `trace-tui eval --concurrency C` as a user runs it (its own process) on N fresh traces
+  queued by an `always` policy, then (PostgreSQL) as 2 `--shard I/2` processes;
+  throughput = judged traces per second of the slowest process's work time, plus the eval
+  processes' and the server's CPU seconds per judged trace;
+- optionally (``--mlflow-evaluate``) `mlflow.genai.evaluate` on the SQLite traces.
 
-    .venv/bin/python bench/eval.py [--traces 500] [--concurrency 32] [--latency 0.2]
+The fake OpenAI-compatible judge runs as its own process with a fixed latency (0.2 s), so
+the ideal is concurrency / latency judged traces per second per process.
+
+    .venv/bin/python bench/eval.py [--traces 400] [--concurrency 32] [--latency 0.2]
+                                   [--servers sqlite,pg1,pg2] [--mlflow-evaluate]
 """
 
 from __future__ import annotations
@@ -17,15 +25,21 @@ import argparse
 import asyncio
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from trace_tui.demo.traffic import ensure_experiment, seed_bulk
-from trace_tui.server.embedded import EmbeddedServer, free_port
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.postgres: the throwaway cluster helper
+
+from trace_tui.demo.traffic import ensure_experiment, seed_bulk  # noqa: E402
+from trace_tui.server.embedded import EmbeddedServer, free_port  # noqa: E402
 
 JUDGE_INSTRUCTIONS = "Is the answer in {{ outputs }} a direct answer to {{ inputs }}?"
 
@@ -68,10 +82,10 @@ def policy_text(exp: str, judge_url: str) -> str:
 
 
 async def write_ceiling(uri: str, exp: str, n: int, concurrency: int) -> float:
-    """The server's own limit: trace-tag writes per second at the worker's concurrency."""
+    """Trace-tag writes per second at ``concurrency`` (kept for bench/postgres.py)."""
     from trace_tui.core.client import MlflowClient
 
-    async with MlflowClient(uri) as client:
+    async with MlflowClient(uri, concurrency=concurrency) as client:
         ids = [i.trace_id for i in await client.search_traces([exp], max_results=n)]
         gate = asyncio.Semaphore(concurrency)
 
@@ -84,79 +98,215 @@ async def write_ceiling(uri: str, exp: str, n: int, concurrency: int) -> float:
         return len(ids) / (time.perf_counter() - t0)
 
 
+async def judged_trace_ceiling(uri: str, exp: str, concurrency: int) -> tuple[float, float]:
+    """(traces/s, writes/s) of the writes one judged trace costs, by plain REST: an
+    LLM_JUDGE assessment and a queue tag per trace, ``concurrency`` traces in flight."""
+    from trace_tui.core.client import MlflowClient
+
+    async with MlflowClient(uri, concurrency=concurrency) as client:
+        ids = [i.trace_id for i in await client.search_traces([exp], max_results=100_000)]
+        gate = asyncio.Semaphore(concurrency)
+        meta = {"trace_tui.policy": "bench-ceiling", "trace_tui.stratum": "all"}
+
+        async def one(trace_id: str) -> None:
+            async with gate:
+                await client.create_assessment(trace_id, "direct", True,
+                                               source_type="LLM_JUDGE", source_id="fake-judge",
+                                               rationale="bench", metadata=meta)
+                await client.set_trace_tag(trace_id, "trace_tui.queue.bench-ceiling", "done")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(t) for t in ids))
+        rate = len(ids) / (time.perf_counter() - t0)
+        return rate, 2 * rate
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class EvalRun:
+    done: int
+    wall_s: float
+    work_s: float  # the slowest process's own work time
+    eval_cpu_s: float
+    server_cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.work_s if self.work_s else 0.0
+
+
+def run_eval(uri: str, policy: Path, shards: int, concurrency: int, env: dict[str, str],
+             server_pid: int) -> EvalRun:
+    cmd = [sys.executable, "-m", "trace_tui", "eval", "--policy", str(policy),
+           "--concurrency", str(concurrency)]
+    run_env = {**env, "MLFLOW_TRACKING_URI": uri}
+    cpu0, server0 = children_cpu_s(), tree_cpu_s(server_pid)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([*cmd, "--shard", f"{i}/{shards}"], env=run_env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(shards)]
+    outs = [p.communicate() for p in procs]
+    wall = time.perf_counter() - t0
+    done, work = 0, 0.0
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        if proc.returncode:
+            raise SystemExit(f"trace-tui eval failed: {err.strip()[-2000:]}")
+        summary = json.loads(out.strip().splitlines()[-1])["summary"]
+        done += summary["done"]
+        work = max(work, summary["elapsed_s"])
+    return EvalRun(done, wall, work, children_cpu_s() - cpu0,
+                   tree_cpu_s(server_pid) - server0)
+
+
+def queue_policy(uri: str, exp: str, name: str, judge_url: str, tmp: Path,
+                 env: dict[str, str]) -> Path:
+    policy = tmp / f"policy-{name}.toml"
+    policy.write_text(policy_text(exp, judge_url).replace('"bench-eval"', f'"{name}"'))
+    sample = subprocess.run([sys.executable, "-m", "trace_tui", "sample", "--policy",
+                             str(policy)], env={**env, "MLFLOW_TRACKING_URI": uri},
+                            capture_output=True, text=True)
+    if sample.returncode:
+        raise SystemExit(f"trace-tui sample failed: {sample.stderr.strip()[-2000:]}")
+    return policy
+
+
+def bench_server(label: str, server: EmbeddedServer, args: argparse.Namespace,
+                 judge_url: str, env: dict[str, str], tmp: Path,
+                 shard_counts: tuple[int, ...]) -> dict[str, float]:
+    """Ceiling and eval figures on one server; returns {run label: traces/s}."""
+    uri = server.uri
+    assert server.process is not None
+    pid = server.process.pid
+    seed_bulk(uri, ensure_experiment(uri, "bench-warm-up"), 40, seed=2)  # warm the workers
+    ceiling_exp = ensure_experiment(uri, "bench-ceiling")
+    seed_bulk(uri, ceiling_exp, args.traces, seed=5)
+    traces_s, writes_s = asyncio.run(judged_trace_ceiling(uri, ceiling_exp, args.concurrency))
+    print(f"{label}: write ceiling {traces_s:.1f} judged traces/s = {writes_s:.0f} writes/s "
+          f"(assessment POST + tag PATCH per trace, {args.concurrency} in flight); "
+          f"load {os.getloadavg()[0]:.1f}")
+    out = {"ceiling": traces_s}
+    for shards in shard_counts:
+        name = f"bench-{label.replace('/', '-')}-{shards}"
+        exp = ensure_experiment(uri, name)
+        seed_bulk(uri, exp, args.traces, seed=10 + shards)
+        policy = queue_policy(uri, exp, name, judge_url, tmp, env)
+        run = run_eval(uri, policy, shards, args.concurrency, env, pid)
+        how = "1 process" if shards == 1 else f"{shards} shard processes"
+        print(f"{label}: trace-tui eval, {how}: {run.done} traces, {run.rate:.1f}/s over "
+              f"{run.work_s:.1f} s of work ({run.wall_s:.1f} s wall) = "
+              f"{run.rate / traces_s:.0%} of the write ceiling; CPU per judged trace: eval "
+              f"{1000 * run.eval_cpu_s / max(1, run.done):.1f} ms, server "
+              f"{1000 * run.server_cpu_s / max(1, run.done):.1f} ms; load "
+              f"{os.getloadavg()[0]:.1f}")
+        out[f"eval{shards}"] = run.rate
+    return out
+
+
+def mlflow_evaluate(uri: str, exp: str, judge_url: str, concurrency: int,
+                    env: dict[str, str], tmp: Path) -> None:
+    script = tmp / "evaluate.py"
+    script.write_text(EVALUATE_SCRIPT)
+    for label, workers in (("defaults", None), (f"{concurrency} workers", concurrency)):
+        run_env = {**env, "MLFLOW_TRACKING_URI": uri}
+        if workers:
+            run_env["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(workers)
+        res = subprocess.run([sys.executable, str(script), uri, exp, judge_url,
+                              f"direct_{workers or 'default'}"], env=run_env,
+                             capture_output=True, text=True)
+        if res.returncode:
+            print(f"mlflow.genai.evaluate ({label}) failed: {res.stderr.strip()[-400:]}")
+            continue
+        doc = json.loads(res.stdout.strip().splitlines()[-1])
+        print(f"mlflow.genai.evaluate ({label}): {doc['traces']} traces in "
+              f"{doc['evaluate_s']:.2f} s (+{doc['search_s']:.2f} s search_traces) = "
+              f"{doc['traces'] / doc['evaluate_s']:.1f}/s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--traces", type=int, default=500)
+    parser.add_argument("--traces", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--workers", type=int, default=1, help="MLflow server workers")
-    parser.add_argument("--skip-mlflow", action="store_true", help="only time trace-tui eval")
+    parser.add_argument("--servers", default="sqlite,pg1,pg2",
+                        help="comma list of sqlite, pg1 (PostgreSQL, 1 worker), pg2")
+    parser.add_argument("--mlflow-evaluate", action="store_true",
+                        help="also time mlflow.genai.evaluate on the SQLite server")
+    parser.add_argument("--skip-mlflow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "OPENAI_API_KEY": "sk-bench",
            "MLFLOW_MODEL_CATALOG_URI": "", "JUDGE_INSTRUCTIONS": JUDGE_INSTRUCTIONS}
+    env.pop("MLFLOW_TRACKING_URI", None)
     tmp = Path(tempfile.mkdtemp(prefix="bench-eval-"))
-    server = EmbeddedServer(tmp / "mlflow", workers=args.workers)
-    uri = server.start()
-    env["MLFLOW_TRACKING_URI"] = uri
     port = free_port()
     judge = subprocess.Popen([sys.executable, "-m", "trace_tui.demo.fake_judge",
                               "--port", str(port), "--latency", str(args.latency)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     judge_url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.traces} "
+          f"traces per run; fake judge {args.latency * 1000:.0f} ms; ideal per eval process "
+          f"{args.concurrency / args.latency:.0f} traces/s")
+    results: dict[str, dict[str, float]] = {}
     try:
-        exp = ensure_experiment(uri, "bench-eval")
-        seed_bulk(uri, exp, args.traces, seed=3)
-        policy = tmp / "policy.toml"
-        policy.write_text(policy_text(exp, judge_url))
-        cli = [sys.executable, "-m", "trace_tui"]
-        sample = subprocess.run([*cli, "sample", "--policy", str(policy)], env=env,
-                                capture_output=True, text=True)
-        if sample.returncode:
-            raise SystemExit(f"trace-tui sample failed: {sample.stderr.strip()}")
-        queued = json.loads(sample.stdout)["queued"]
-        ideal = args.concurrency / args.latency
-        print(f"{queued} traces queued; fake judge latency {args.latency * 1000:.0f} ms; "
-              f"ideal at concurrency {args.concurrency}: {ideal:.0f} judge calls/s")
+        if "sqlite" in servers:
+            with EmbeddedServer(tmp / "sqlite") as sqlite:
+                results["sqlite"] = bench_server("sqlite/1w", sqlite, args, judge_url, env,
+                                                 tmp, (1,))
+                if args.mlflow_evaluate:
+                    exp = ensure_experiment(sqlite.uri, "bench-sqlite-1w-1")
+                    mlflow_evaluate(sqlite.uri, exp, judge_url, args.concurrency, env, tmp)
+        pg_workers = [int(s[2:]) for s in servers if s.startswith("pg")]
+        if pg_workers:
+            from tests.postgres import PgCluster
 
-        t0 = time.perf_counter()
-        out = subprocess.run([*cli, "eval", "--policy", str(policy), "--concurrency",
-                              str(args.concurrency)], env=env, capture_output=True, text=True)
-        if out.returncode:
-            raise SystemExit(f"trace-tui eval failed: {out.stderr.strip()[-2000:]}")
-        wall = time.perf_counter() - t0
-        summary = json.loads(out.stdout.strip().splitlines()[-1])["summary"]
-        ours = summary["done"] / summary["elapsed_s"]
-        print(f"trace-tui eval --concurrency {args.concurrency}: {summary['done']} traces in "
-              f"{summary['elapsed_s']:.2f} s of work ({wall:.2f} s wall incl. start-up) = "
-              f"{ours:.1f}/s, {ours / ideal:.0%} of ideal (target >= 85%)")
-        writes = asyncio.run(write_ceiling(uri, exp, min(300, args.traces), args.concurrency))
-        # Each judged trace costs the server two writes: the assessment and the queue tag.
-        print(f"server write ceiling: {writes:.0f} writes/s = {writes / 2:.0f} traces/s at 2 "
-              f"writes per trace; trace-tui eval reaches {ours / (writes / 2):.0%} of it")
-        if args.skip_mlflow:
-            return 0
-        script = tmp / "evaluate.py"
-        script.write_text(EVALUATE_SCRIPT)
-        for label, workers in (("defaults", None), (f"{args.concurrency} workers",
-                                                    args.concurrency)):
-            run_env = dict(env)
-            if workers:
-                run_env["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(workers)
-            res = subprocess.run([sys.executable, str(script), uri, exp, judge_url,
-                                  f"direct_{workers or 'default'}"], env=run_env,
-                                 capture_output=True, text=True)
-            if res.returncode:
-                print(f"mlflow.genai.evaluate ({label}) failed: {res.stderr.strip()[-400:]}")
-                continue
-            doc = json.loads(res.stdout.strip().splitlines()[-1])
-            rate = doc["traces"] / doc["evaluate_s"]
-            print(f"mlflow.genai.evaluate ({label}): {doc['traces']} traces in "
-                  f"{doc['evaluate_s']:.2f} s (+{doc['search_s']:.2f} s search_traces) = "
-                  f"{rate:.1f}/s; trace-tui eval is {ours / rate:.2f}x")
+            with PgCluster.start_new(durable=True) as cluster:
+                for workers in pg_workers:
+                    store = cluster.create_database(f"mlflow_w{workers}")
+                    with EmbeddedServer(tmp / f"pg{workers}", workers=workers,
+                                        backend_store_uri=store) as pg:
+                        results[f"pg{workers}"] = bench_server(
+                            f"postgresql/{workers}w", pg, args, judge_url, env, tmp, (1, 2))
     finally:
         judge.terminate()
-        server.stop()
+        judge.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = results.get("sqlite", {}).get("eval1")
+    for key, figures in results.items():
+        if key == "sqlite" or not base:
+            continue
+        best = max(v for k, v in figures.items() if k.startswith("eval"))
+        print(f"{key}: best trace-tui eval {best:.1f}/s = {best / base:.2f}x SQLite's "
+              f"{base:.1f}/s (target >= 1.5x)")
     return 0
 
 

@@ -20,8 +20,11 @@ examples:
   trace-tui sample --policy policy.toml             # decide what finished since last run
   trace-tui sample --policy policy.toml --follow    # keep deciding as traces arrive
 
-Selected traces get tags trace_tui.policy / .queue=queued / .stratum / .probability /
-.weight. Population counts (drops included) are saved in the MLflow run 'policy:<name>'.
+Selected traces get tags of the policy's own: trace_tui.sample.<policy> (JSON facts:
+stratum, probability, weight, judges), trace_tui.stratum.<policy> and
+trace_tui.queue.<policy>=queued (filter on it in the MLflow UI). The sampler's state
+(population counts with drops included, cursor) lives in the tags of the MLflow run
+'policy:<name>'. On a terminal, progress goes to stderr; the result is one JSON line.
 """
 
 EVAL_EPILOG = """\
@@ -30,9 +33,9 @@ examples:
   trace-tui eval --policy policy.toml --follow --shard 0/4   # one of 4 workers
 
 Each verdict becomes an assessment on the original trace (visible in the MLflow UI); the
-trace's trace_tui.queue tag becomes done or failed. Killed and restarted, it never writes a
-second verdict for the same (trace, judge). Scale out with --shard and an MLflow server on
-PostgreSQL or MySQL.
+trace's trace_tui.queue.<policy> tag becomes done or failed (the error in
+trace_tui.error.<policy>). Killed and restarted, it never writes a second verdict for the
+same (trace, judge). Scale out with --shard and an MLflow server on PostgreSQL or MySQL.
 """
 
 REPORT_EPILOG = """\
@@ -168,23 +171,35 @@ def run_sample(args: argparse.Namespace) -> int:
                 _print_json({"strata": json.loads(frame.to_json(orient="records")),
                              "totals": totals})
             else:
-                with _pandas_wide():
-                    print(frame.to_string(index=False))
-                print("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in totals.items()))
+                from trace_tui.evaluation.plan_table import render_table, render_totals
+
+                print(render_table(frame.to_dict(orient="records")))
+                print()
+                print(render_totals(totals, frame.attrs.get("window_s")))
             return 0
         if args.backfill:
             from trace_tui.evaluation.backfill import backfill
 
             _print_json(await backfill(loop, since_s))
             return 0
+        from trace_tui.evaluation.progress import SampleProgress
+
+        progress = SampleProgress(sys.stderr if sys.stderr.isatty() else None)
+        progress.note("reading the sampler state and past verdicts…")
         runner = await loop.runner(since_s, args.replica)
+        runner.on_progress = progress.update
+        progress.note("searching finished traces…")
         if args.follow:
-            runner.on_batch = lambda d, s: _print_json(
-                {"decided": s.decided, "selected": s.selected, "queued": s.queued})
+            def batch_line(_: Any, s: Any) -> None:
+                progress.finish()
+                _print_json({"decided": s.decided, "selected": s.selected, "queued": s.queued})
+
+            runner.on_batch = batch_line
             _stop_on_signals(runner.stream.close)
             stats = await runner.follow()
         else:
             stats = await runner.run_once()
+        progress.finish()
         _print_json({"policy": loop.policy.name, "run_id": runner.run_id,
                      "decided": stats.decided, "selected": stats.selected,
                      "queued": stats.queued, "by_rule": stats.by_rule})
@@ -245,13 +260,3 @@ def _print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, default=str) + "\n")
     sys.stdout.flush()
 
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _pandas_wide() -> Any:
-    import pandas as pd
-
-    return pd.option_context("display.width", 200, "display.max_columns", 50,
-                             "display.max_colwidth", 60)

@@ -64,3 +64,31 @@ class Progress:
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+_SAMPLE_PHASES = {"reading": "reading traces", "tagging": "queueing selected traces"}
+
+
+class SampleProgress:
+    """`sample` on a terminal: one status line rewritten in place (nothing when piped)."""
+
+    def __init__(self, tty: TextIO | None) -> None:
+        self.tty = tty
+        self.started = time.monotonic()
+
+    def note(self, text: str) -> None:
+        self._write(text)
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.started
+        self._write(f"{_SAMPLE_PHASES.get(phase, phase)}: {done}/{total}  ({_clock(elapsed)})")
+
+    def finish(self) -> None:
+        if self.tty is not None:
+            self.tty.write("\r\x1b[K")
+            self.tty.flush()
+
+    def _write(self, text: str) -> None:
+        if self.tty is not None:
+            self.tty.write(f"\r\x1b[K{text}")
+            self.tty.flush()

@@ -16,7 +16,7 @@ import hashlib
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from trace_tui.evaluation.records import record_from_info
 RUN_TAG = "trace_tui.policy_run"
 REPLICAS_TAG = "trace_tui.replicas"
 FINISHED = "trace.status IN ('OK', 'ERROR')"
+_PROGRESS_CHUNK = 200  # traces read per step when progress is reported
 
 
 def needs_spans(policy: Policy) -> bool:
@@ -224,7 +225,8 @@ class SampleRunner:
     def __init__(self, client: MlflowClient, policy: Policy, experiment_ids: Sequence[str],
                  run_id: str, state: PolicyState, replica: str, *, since_ms: int,
                  lookback_ms: int = 120_000, poll_interval_s: float = 2.0,
-                 on_batch: Callable[[list[Decision], SampleStats], None] | None = None) -> None:
+                 on_batch: Callable[[list[Decision], SampleStats], None] | None = None,
+                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
         self.client = client
         self.policy = policy
         self.run_id = run_id
@@ -234,6 +236,8 @@ class SampleRunner:
         self._writes = asyncio.Semaphore(max(1, client.concurrency // 2))  # traces in flight
         self.stats = SampleStats()
         self.on_batch = on_batch
+        self.on_progress = on_progress  # (phase, done, total): reading | tagging
+        self._tagged = 0
         start = state.cursor_ms if state.cursor_ms is not None else since_ms
         self.stream = LiveStream(client, experiment_ids, filter_string=source_filter(policy),
                                  since_ms=start, lookback_ms=lookback_ms,
@@ -245,10 +249,11 @@ class SampleRunner:
 
     async def decide(self, infos: Sequence[TraceInfo]) -> list[Decision]:
         infos = sorted(infos, key=lambda i: (i.request_time_ms, i.trace_id))
-        records = await records_for(self.client, self.policy, infos)
+        records = await self._records(infos)
         decisions = [self.sampler.decide(r) for r in records]
         by_id = {i.trace_id: i for i in infos}
         writes = []
+        self._tagged = 0
         for decision in decisions:
             self.stats.decided += 1
             self._windows.add(decision.window_start_ms)
@@ -259,11 +264,32 @@ class SampleRunner:
             if queue.queue_state(by_id[decision.trace_id].tags, self.policy.name):
                 continue  # queued before (a restart, or another sampler): keep its state
             writes.append(self.tag(decision))
-        results = await asyncio.gather(*writes)
+        results = await asyncio.gather(*(self._counted(w, len(writes)) for w in writes))
         self.stats.queued += sum(results)
         for info in infos:
             self.state.recent[info.trace_id] = info.request_time_ms
         return decisions
+
+    async def _records(self, infos: Sequence[TraceInfo]) -> list[TraceRecord]:
+        """``records_for`` in chunks, so a long first pass reports its progress."""
+        if self.on_progress is None or not needs_spans(self.policy):
+            return await records_for(self.client, self.policy, infos)
+        out: list[TraceRecord] = []
+        for start in range(0, len(infos), _PROGRESS_CHUNK):
+            self.on_progress("reading", start, len(infos))
+            out += await records_for(self.client, self.policy,
+                                     infos[start:start + _PROGRESS_CHUNK])
+        self.on_progress("reading", len(infos), len(infos))
+        return out
+
+    async def _counted(self, write: Awaitable[int], total: int) -> int:
+        """Await one tag write and report the run's queueing so far (over every pass)."""
+        result = await write
+        self._tagged += 1
+        if self.on_progress is not None:
+            self.on_progress("tagging", self.stats.queued + self._tagged,
+                             self.stats.queued + total)
+        return result
 
     async def tag(self, decision: Decision) -> int:
         facts = queue.SampleFacts(

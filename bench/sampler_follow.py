@@ -1,0 +1,151 @@
+"""Does `trace-tui sample --follow` keep up with production ingest?
+
+Producers deliver demo traces through OTLP as fast as the server takes them (4 threads,
+batches of 100, finished traces stamped "now") for ``--duration`` seconds, while
+`trace-tui sample --follow` runs as a user runs it (its own process) on the same experiment
+with a stratified policy (``tags.route``, 5% target rate). Reported:
+
+- ingest: traces/s the server sustained while the sampler ran (the anchor);
+- decision lag: for the k-th trace, the time the sampler's decided count reached k minus the
+  time the producers had delivered k traces (both counts are monotone, so this is the queue
+  delay of an in-order pipeline); p50/p99/max against the target of two poll intervals;
+- decided == ingested once producers stop (waited for, bounded);
+- the sampler's CPU share: its CPU seconds / wall seconds, and per decided trace.
+
+    .venv/bin/python bench/sampler_follow.py [--duration 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from eval import tree_cpu_s  # noqa: E402
+
+from tests.test_evaluation import write_policy  # noqa: E402
+from trace_tui.demo.traffic import ensure_experiment, seed_bulk  # noqa: E402
+from trace_tui.server.embedded import EmbeddedServer  # noqa: E402
+
+POLL_S = 2.0  # SampleRunner's default poll interval
+
+
+def produce(uri: str, exp: str, until: float, log: list[tuple[float, int]]) -> None:
+    """Deliver 4 parallel batches of 100 finished traces at a time until ``until``; log
+    (time, cumulative)."""
+    total, seed = log[-1][1], 1000
+    while time.monotonic() < until:
+        now_ms = int(time.time() * 1000) - 2_000
+        total += len(seed_bulk(uri, exp, 400, seed=seed, start_ms=now_ms, spacing_ms=2.5))
+        log.append((time.monotonic(), total))
+        seed += 1
+
+
+def read_decisions(proc: subprocess.Popen[str], log: list[tuple[float, int]]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if "decided" in doc:
+            log.append((time.monotonic(), int(doc["decided"])))
+
+
+def time_reached(log: list[tuple[float, int]], k: int) -> float | None:
+    counts = [c for _, c in log]
+    i = bisect.bisect_left(counts, k)
+    return log[i][0] if i < len(log) else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of ingest")
+    parser.add_argument("--drain-timeout", type=float, default=60.0)
+    args = parser.parse_args()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-follow-"))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    try:
+        with EmbeddedServer(tmp / "sqlite") as server:
+            uri = server.uri
+            seed_bulk(uri, ensure_experiment(uri, "warm-up"), 40, seed=2)
+            exp = ensure_experiment(uri, "follow")
+            policy = tmp / "policy.toml"
+            write_policy(policy, exp, "http://127.0.0.1:9/v1", rate=0.05)
+            sampler = subprocess.Popen(
+                [sys.executable, "-m", "trace_tui", "sample", "--policy", str(policy),
+                 "--follow", "--since", "10m"], env={**env, "MLFLOW_TRACKING_URI": uri},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            decided: list[tuple[float, int]] = []
+            reader = threading.Thread(target=read_decisions, args=(sampler, decided),
+                                      daemon=True)
+            reader.start()
+            # 100 traces before the clock starts: once they are decided the sampler is up
+            # and polling (it prints a line per batch with new traces only).
+            pre = len(seed_bulk(uri, exp, 100, seed=999, start_ms=int(time.time() * 1000)
+                                - 5_000, spacing_ms=10.0))
+            start_deadline = time.monotonic() + 120
+            while ((not decided or decided[-1][1] < pre) and sampler.poll() is None
+                   and time.monotonic() < start_deadline):
+                time.sleep(0.2)
+            if not decided or decided[-1][1] < pre:
+                raise SystemExit(f"the sampler did not start: {sampler.stderr.read()[-2000:]}"
+                                 if sampler.poll() is not None else "the sampler did not "
+                                 f"decide the first {pre} traces within 120 s")
+            ingested: list[tuple[float, int]] = [(time.monotonic(), pre)]
+            cpu0, t0 = tree_cpu_s(sampler.pid), time.monotonic()
+            produce(uri, exp, t0 + args.duration, ingested)
+            ingest_s = time.monotonic() - t0
+            total = ingested[-1][1]
+            produced = total - pre
+            deadline = time.monotonic() + args.drain_timeout
+            while (not decided or decided[-1][1] < total) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            wall = time.monotonic() - t0
+            cpu = tree_cpu_s(sampler.pid) - cpu0
+            sampler.terminate()
+            sampler.wait(timeout=60)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    final = decided[-1][1] if decided else 0
+    lags = []
+    for k in range(pre + 1, total + 1):
+        t_in, t_dec = time_reached(ingested, k), time_reached(decided, k)
+        if t_in is not None and t_dec is not None:
+            lags.append(max(0.0, t_dec - t_in))
+    lags.sort()
+
+    def pct(q: float) -> float:
+        return lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")
+
+    print(f"ingest: {produced} traces in {ingest_s:.1f} s = {produced / ingest_s:.1f} traces/s "
+          f"(OTLP, 4 producer threads, as fast as the server takes them)")
+    print(f"decided {final} of {total} ingested ({'==' if final == total else '!='})")
+    print(f"decision lag: p50 {pct(0.5):.2f} s, p99 {pct(0.99):.2f} s, max {pct(1.0):.2f} s; "
+          f"target p99 < {2 * POLL_S:.0f} s (two poll intervals): "
+          f"{'met' if pct(0.99) < 2 * POLL_S else 'not met'}")
+    cores = os.cpu_count() or 1
+    print(f"sampler CPU: {cpu:.1f} s over {wall:.1f} s = {cpu / wall:.0%} of one core, "
+          f"{cpu / wall / cores:.0%} of the machine's {cores}; "
+          f"{1000 * cpu / max(1, final):.2f} ms per decided trace; "
+          f"load {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
