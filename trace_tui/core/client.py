@@ -115,7 +115,11 @@ class MlflowClient(SpanReads):
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s,
                                               sock_read=self.read_timeout_s * 3),
                 headers={"User-Agent": "trace-tui", **self._credentials.header()},
-                connector=aiohttp.TCPConnector(limit=max(16, self.concurrency * 2)),
+                # Idle connections are dropped before the server drops them (uvicorn after
+                # 5 s, gunicorn after 2 s): a write sent on a connection the server is
+                # closing fails as "Server disconnected" and writes are not retried.
+                connector=aiohttp.TCPConnector(limit=max(16, self.concurrency * 2),
+                                               keepalive_timeout=1.5),
             )
         return self._session
 
