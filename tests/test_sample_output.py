@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_evaluation import judge_url as judge_url  # the fixture, shared
 from tests.test_evaluation import seed_known_population, write_policy
 from trace_tui.evaluation.plan_table import cell, render_table, render_totals
 
@@ -113,3 +114,24 @@ def test_sample_shows_progress_on_a_terminal(mlflow_uri: str, seeded_policy: Pat
     assert stats["decided"] == 120 and stats["queued"] > 0
     assert "searching finished traces" in err
     assert f"queueing selected traces: {stats['queued']}/{stats['queued']}" in err
+
+
+def test_eval_shows_a_progress_bar_on_a_terminal(mlflow_uri: str, judge_url: str,
+                                                 tmp_path: Path) -> None:
+    """`eval` on a terminal: a bar with counts, rate and ETA on stderr; stdout stays JSON."""
+    from trace_tui.demo.traffic import ensure_experiment
+
+    exp = ensure_experiment(mlflow_uri, f"eval-bar-{os.getpid()}")
+    seed_known_population(mlflow_uri, exp, 40, seed=5)
+    policy = tmp_path / "policy.toml"
+    write_policy(policy, exp, judge_url, rate=0.5)
+    out, err, rc = run_on_pty(["sample", "--policy", str(policy)], mlflow_uri,
+                              pty_streams="stderr")
+    queued = json.loads(out)["queued"]
+    assert rc == 0 and queued > 0, err
+    out, err, rc = run_on_pty(["eval", "--policy", str(policy)], mlflow_uri,
+                              pty_streams="stderr")
+    assert rc == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["summary"]["done"] == queued
+    assert "judging" in err and f"{queued}/{queued}" in err and "traces/s" in err
+    assert f"done {queued}  failed 0" in err

@@ -66,8 +66,12 @@ class JudgeLoop:
             filter_string=sampling.source_filter(self.policy,
                                                  f"trace.timestamp_ms >= {since_ms}"))
         records = await sampling.records_for(self.client, self.policy, infos)
-        frame = dry_run(self.policy, records)
-        return frame, dry_run_totals(frame, self.policy)
+
+        def plan() -> tuple[Any, dict[str, Any]]:
+            frame = dry_run(self.policy, records)
+            return frame, dry_run_totals(frame, self.policy)
+
+        return await asyncio.to_thread(plan)  # seconds over a 7-day window: not on the loop
 
     async def runner(self, since_s: float, replica: str = "main") -> sampling.SampleRunner:
         run_id = await sampling.policy_run(self.client, self.experiment_ids[0], self.policy)

@@ -11,13 +11,17 @@ from trace_tui.evaluation.worker import EvalSummary, TraceOutcome
 
 
 class Progress:
-    """``update`` per finished trace; ``finish`` prints the summary as one JSON line."""
+    """``update`` per finished trace; ``finish`` prints the summary as one JSON line.
 
-    def __init__(self, tty: TextIO | None, out: TextIO, width: int = 30) -> None:
+    On a terminal a ``rich.progress`` bar (counts, rate, ETA) on ``tty``; otherwise one JSON
+    line per trace on ``out``."""
+
+    def __init__(self, tty: TextIO | None, out: TextIO) -> None:
         self.tty = tty
         self.out = out
-        self.width = width
         self.started = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
 
     def update(self, outcome: TraceOutcome, summary: EvalSummary, total: int) -> None:
         if self.tty is None:
@@ -26,28 +30,55 @@ class Progress:
                         "retries": outcome.retries})
             return
         finished = summary.done + summary.failed + summary.skipped
-        elapsed = max(1e-6, time.monotonic() - self.started)
-        rate = finished / elapsed
-        remaining = max(0, total - finished)
-        eta = remaining / rate if rate > 0 else 0.0
-        filled = int(self.width * min(1.0, finished / max(1, total)))
-        bar = "█" * filled + "·" * (self.width - filled)
-        self.tty.write(f"\r{bar} {finished}/{total}  done {summary.done}  failed "
-                       f"{summary.failed}  {rate:5.1f} traces/s  ETA {_clock(eta)}  ")
-        self.tty.flush()
+        bar = self._ensure_bar()
+        bar.update(self._task, completed=finished, total=max(total, finished),
+                   done=summary.done, failed=summary.failed)
+
+    def _ensure_bar(self) -> Any:
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                ProgressColumn,
+                Task,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
+            from rich.text import Text
+
+            class RateColumn(ProgressColumn):
+                def render(self, task: Task) -> Text:
+                    return Text(f"{task.speed or 0.0:5.1f} traces/s")
+
+            self._bar = RichProgress(
+                TextColumn("judging"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("done {task.fields[done]}  failed {task.fields[failed]}"),
+                RateColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=Console(file=self.tty, highlight=False), transient=False)
+            self._task = self._bar.add_task("judging", total=None, done=0, failed=0)
+            self._bar.start()
+        return self._bar
+
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
     def connection(self, state: str, detail: str) -> None:
         """Follow mode lost or regained the server: one line on stderr, as `traces tail`."""
         line = f"{detail}; reconnecting" if state == "reconnecting" else state
-        if self.tty is not None:
-            self.tty.write("\n")
+        if self._bar is not None:
+            self._bar.console.print(f"trace-tui: {line}", markup=False, highlight=False)
+            return
         sys.stderr.write(f"trace-tui: {line}\n")
         sys.stderr.flush()
 
     def finish(self, summary: EvalSummary) -> None:
-        if self.tty is not None:
-            self.tty.write("\n")
-            self.tty.flush()
+        self._stop_bar()
         self._line({"summary": {
             "done": summary.done, "failed": summary.failed, "skipped": summary.skipped,
             "assessments": summary.assessments,
