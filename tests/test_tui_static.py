@@ -73,7 +73,8 @@ async def test_help_lists_every_binding_with_its_id() -> None:
                        "explorer.slow_only", "explorer.sort", "explorer.pause",
                        "explorer.experiment", "explorer.thumbs_up", "list.open", "list.down",
                        "list.half_down", "trace.search", "trace.critical", "trace.yank",
-                       "trace.export", "tree.fold", "tree.unfold_all"):
+                       "trace.export", "tree.fold", "tree.unfold_all", "compare.back",
+                       "session.back", "session.open"):
             assert needed in ids, needed
         assert "app.sampling" not in ids  # no hook registered
         await pilot.press("escape")

@@ -225,14 +225,10 @@ def _require_tty() -> None:
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
               server_label: str, policy: Path | None = None) -> int:
-    from trace_tui.config.settings import Settings
-    from trace_tui.tui.app import TraceExplorerApp
+    from trace_tui.tui.app import TraceExplorerApp, settings_from_args
     from trace_tui.tui.screens.judging import judge_screen_hooks
 
-    settings = Settings.load()
-    if getattr(args, "theme", None):
-        settings.theme = args.theme
-    mouse = settings.mouse and not getattr(args, "no_mouse", False)
+    settings, mouse = settings_from_args(args)
     app = TraceExplorerApp(uri, experiment=experiment, filter_string=getattr(args, "filter", None),
                            settings=settings, mouse=mouse, server_label=server_label,
                            screen_hooks=judge_screen_hooks(policy, experiment))

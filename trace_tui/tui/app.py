@@ -72,6 +72,16 @@ TRACE_VIEW = "trace-view"
 INLINE_DECODE_SPANS = 64
 
 
+def settings_from_args(args: Any) -> tuple[Settings, bool]:
+    """The user's settings with the command line's ``--theme`` applied, and whether to
+    capture the mouse (settings ``mouse`` unless ``--no-mouse``): one rule for every command
+    that opens the app. A bad config.toml raises ``ConfigError`` (exit 2)."""
+    settings = Settings.load()
+    if getattr(args, "theme", None):
+        settings.theme = args.theme
+    return settings, settings.mouse and not getattr(args, "no_mouse", False)
+
+
 @dataclass(frozen=True)
 class ScreenHook:
     """An extra screen opened by a key from anywhere in the app (e.g. sampling ``s``,
