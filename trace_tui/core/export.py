@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from trace_tui.core.model import Span, TokenUsage, TraceInfo, TraceTree
-from trace_tui.core.render import fmt_cost, fmt_duration, fmt_tokens
+from trace_tui.core.render import fmt_cost, fmt_count, fmt_duration, fmt_tokens
 from trace_tui.core.text import safe_text
 
 
@@ -105,8 +105,8 @@ def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> s
     cost = f"  {fmt_cost(tree.cost_usd)}" if tree.cost_usd else ""
     lines = [
         safe_text(f"{tree.trace_id}  {tree.name}  {status}"),
-        f"duration {fmt_duration(tree.duration_ms)}  tokens {tree.tokens.input} in / "
-        f"{tree.tokens.output} out / {tree.tokens.total} total{cost}  spans {len(tree.spans)}",
+        f"duration {fmt_duration(tree.duration_ms)}  tokens {fmt_tokens(tree.tokens)} "
+        f"(Σ {fmt_count(tree.tokens.total)}){cost}  spans {len(tree.spans)}",
         "",
     ]
     name_w = max(24, width - bar_width - 52)
