@@ -229,13 +229,22 @@ def _require_tty() -> None:
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
               server_label: str, policy: Path | None = None) -> int:
-    from trace_tui.tui.app import TraceExplorerApp, settings_from_args
-    from trace_tui.tui.screens.judging import judge_screen_hooks
+    from trace_tui.tui.startup import FirstPageFetch, settings_from_args
 
     settings, mouse = settings_from_args(args)
+    filter_string = (getattr(args, "filter", None) or "").strip()
+    # Started before Textual is imported: the server looks up the experiment and searches
+    # while this process imports and paints (docs/performance.md, first paint).
+    first_page = FirstPageFetch(uri, experiment or settings.last_experiment or None,
+                                filter_string, timeout_s=settings.read_timeout_s).start()
+
+    from trace_tui.tui.app import TraceExplorerApp
+    from trace_tui.tui.screens.judging import judge_screen_hooks
+
     app = TraceExplorerApp(uri, experiment=experiment, filter_string=getattr(args, "filter", None),
                            settings=settings, mouse=mouse, server_label=server_label,
-                           screen_hooks=judge_screen_hooks(policy, experiment))
+                           screen_hooks=judge_screen_hooks(policy, experiment),
+                           first_page=first_page)
     app.run(mouse=mouse)
     return int(app.return_code or 0)
 

@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after th
     from collections import deque
 
     from trace_tui.core.client import Experiment
+    from trace_tui.tui.startup import FirstPageFetch
 
 __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
            "compose_filter"]
@@ -70,16 +71,6 @@ TRACE_VIEW = "trace-view"
 # on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
 # keys keep being answered while a big trace opens.
 INLINE_DECODE_SPANS = 64
-
-
-def settings_from_args(args: Any) -> tuple[Settings, bool]:
-    """The user's settings with the command line's ``--theme`` applied, and whether to
-    capture the mouse (settings ``mouse`` unless ``--no-mouse``): one rule for every command
-    that opens the app. A bad config.toml raises ``ConfigError`` (exit 2)."""
-    settings = Settings.load()
-    if getattr(args, "theme", None):
-        settings.theme = args.theme
-    return settings, settings.mouse and not getattr(args, "no_mouse", False)
 
 
 @dataclass(frozen=True)
@@ -124,6 +115,7 @@ class TraceExplorerApp(App[None]):
         export_dir: Path | str | None = None,
         clock: Callable[[], float] = time.time,
         persist_settings: bool = True,
+        first_page: FirstPageFetch | None = None,
     ) -> None:
         super().__init__()
         if settings is None:
@@ -138,7 +130,10 @@ class TraceExplorerApp(App[None]):
         self.server_label = server_label or tracking_uri
         self._client: TraceSource | None = source  # None: an MlflowClient, made on first use
         self._client_import: threading.Thread | None = None
-        if source is None and "trace_tui.core.stream" not in sys.modules:
+        self._first_page = first_page if source is None else None
+        if self._first_page is not None:  # its thread imports the client too
+            self._client_import = self._first_page.thread
+        elif source is None and "trace_tui.core.stream" not in sys.modules:
             # aiohttp takes ~0.5 s to import: overlap it with Textual's start-up
             self._client_import = threading.Thread(
                 target=importlib.import_module, args=("trace_tui.core.stream",),
@@ -301,10 +296,19 @@ class TraceExplorerApp(App[None]):
     @work(exclusive=True, group="stream")
     async def _stream_worker(self, filter_string: str) -> None:
         self.feed.close()
+        first = None
+        if self._first_page is not None:  # fetched while Textual was imported
+            first = await self._first_page.take(self.experiment_ref, filter_string)
+            self._first_page = None
+            if first is not None and self.experiment is None:
+                self.experiment = first.experiment
+                self._remember_experiment()
         source = await self._ensure_client()
         experiment = await self._resolve_experiment(source)
         if experiment is not None:
-            await self.feed.run(source, experiment, filter_string)
+            same = first is not None and first.experiment.experiment_id == experiment.experiment_id
+            await self.feed.run(source, experiment, filter_string,
+                                first_page=first.infos if first is not None and same else None)
 
     async def _resolve_experiment(self, source: TraceSource) -> Experiment | None:
         """The experiment to list (retried while the server is unreachable)."""
@@ -322,10 +326,13 @@ class TraceExplorerApp(App[None]):
                 self.set_conn("error", str(exc))
                 self.notify(str(exc), title="experiment", severity="error", timeout=10)
                 return None
-            if self.settings.last_experiment != self.experiment.name:
-                self.settings.last_experiment = self.experiment.name
-                self._save_settings()
+            self._remember_experiment()
         return self.experiment
+
+    def _remember_experiment(self) -> None:
+        if self.experiment is not None and self.settings.last_experiment != self.experiment.name:
+            self.settings.last_experiment = self.experiment.name
+            self._save_settings()
 
     def ingest(self, infos: Iterable[TraceInfo]) -> None:
         """Queue traces for the next tick (what the stream does; also used by benchmarks)."""

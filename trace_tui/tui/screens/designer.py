@@ -467,8 +467,9 @@ def open_designer(args: Any) -> int:
     from trace_tui.core.errors import ConfigError
     from trace_tui.core.uri import redact_uri
     from trace_tui.server.connect import connect
-    from trace_tui.tui.app import ScreenHook, TraceExplorerApp, settings_from_args
+    from trace_tui.tui.app import ScreenHook, TraceExplorerApp
     from trace_tui.tui.screens.judging import judge_screen_hooks
+    from trace_tui.tui.startup import settings_from_args
 
     settings, mouse = settings_from_args(args)  # `trace-tui --no-mouse policy new` too
     since_s = float(args.since)
