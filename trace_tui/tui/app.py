@@ -48,9 +48,7 @@ from trace_tui.tui.list_actions import ListActions, write_text
 from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
-from trace_tui.tui.screens.help import HelpScreen, explorer_help_rows
 from trace_tui.tui.screens.modals import ExperimentPicker, FeedbackScreen, PromptScreen
-from trace_tui.tui.screens.trace_view import TraceViewScreen
 from trace_tui.tui.sources import StaticTraceSource, TraceSource, supports_live
 from trace_tui.tui.widgets.status import ListStatus
 from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
@@ -59,6 +57,7 @@ if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after th
     from collections import deque
 
     from trace_tui.core.client import Experiment
+    from trace_tui.tui.screens.trace_view import TraceViewScreen
     from trace_tui.tui.startup import FirstPageFetch
 
 __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
@@ -473,6 +472,8 @@ class TraceExplorerApp(App[None]):
     def open_trace(self, trace_id: str, info: TraceInfo | None = None) -> None:
         """Open the trace view (one screen instance, installed once and reused)."""
         info = info or self.buffer.by_id.get(trace_id)
+        from trace_tui.tui.screens.trace_view import TraceViewScreen  # not before first frame
+
         view = self._trace_view
         if view is None:
             view = self._trace_view = TraceViewScreen()
@@ -512,6 +513,8 @@ class TraceExplorerApp(App[None]):
         return tree, raw
 
     def export_current(self) -> None:
+        from trace_tui.tui.screens.trace_view import TraceViewScreen
+
         screen = self.screen
         if isinstance(screen, TraceViewScreen):
             screen.action_export()
@@ -575,7 +578,7 @@ class TraceExplorerApp(App[None]):
         if info is not None:
             self.traces.replace(replace(info, assessments=[*info.assessments, assessment]))
         for screen in self.screen_stack:
-            if isinstance(screen, TraceViewScreen) and screen.trace_id == trace_id:
+            if screen is self._trace_view and screen.trace_id == trace_id:
                 screen.feedback_logged(assessment)
         self.screen.post_message(FeedbackLogged(trace_id, assessment,
                                                 self.buffer.by_id.get(trace_id)))
@@ -583,6 +586,8 @@ class TraceExplorerApp(App[None]):
     # ------------------------------------------------------------------ help and hooks
 
     def action_help(self) -> None:
+        from trace_tui.tui.screens.help import HelpScreen  # not needed before the first frame
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.help_rows()))
@@ -593,6 +598,8 @@ class TraceExplorerApp(App[None]):
                              or self.check_action("open_hook", (b.action[11:-2],)))]
         extra = [Binding(h.key, f"open_hook('{h.name}')", h.description, id=f"app.{h.name}")
                  for h in self.screen_hooks.values() if h.name not in ("sampling", "evaluation")]
+        from trace_tui.tui.screens.help import explorer_help_rows
+
         return explorer_help_rows([*app_bindings, *extra])
 
     def action_open_hook(self, name: str) -> None:
