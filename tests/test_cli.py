@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import queue
+import select
 import subprocess
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
 from tests.conftest import Seeded
+from trace_tui.core.client import run_with_client
 from trace_tui.demo.traffic import seed_bulk
 from trace_tui.server.embedded import EmbeddedServer
 
@@ -154,3 +157,67 @@ def test_connection_flags_work_before_and_after_the_command(seeded: Seeded) -> N
                 "-n", "2", "--format", "json")
     assert before.returncode == after.returncode == 0, before.stderr + after.stderr
     assert len(json.loads(before.stdout)) == len(json.loads(after.stdout)) == 2
+
+
+def assess(uri: str, trace_id: str, span_id: str) -> None:
+    """A passing judge verdict on the trace and a failing human one on a span, with a
+    rationale that tries to break the terminal."""
+    async def go(client: Any) -> int:
+        await client.create_assessment(trace_id, "relevance", "yes", source_type="LLM_JUDGE",
+                                       source_id="judge-1", rationale="on topic\n\x1b[2Jok")
+        await client.create_assessment(trace_id, "correct", False, span_id=span_id,
+                                       source_id="alice")
+        return 0
+
+    run_with_client(uri, go)
+
+
+def test_traces_show_includes_assessments(mlflow_uri: str,
+                                          fresh_experiment: tuple[str, str]) -> None:
+    _, exp = fresh_experiment
+    trace_id, = seed_bulk(mlflow_uri, exp, 1, seed=31)
+    doc = json.loads(run("traces", "show", trace_id, "--format", "json", uri=mlflow_uri).stdout)
+    assert doc["assessments"] == []
+    span = doc["spans"][1]
+    assess(mlflow_uri, trace_id, span["span_id"])
+    doc = json.loads(run("traces", "show", trace_id, "--format", "json", uri=mlflow_uri).stdout)
+    by_name = {a["assessment_name"]: a for a in doc["assessments"]}
+    assert by_name["relevance"]["value"] == "yes"
+    assert by_name["relevance"]["source"] == {"source_type": "LLM_JUDGE", "source_id": "judge-1"}
+    assert by_name["correct"]["value"] is False
+    assert by_name["correct"]["span_id"] == span["span_id"]
+    text = run("traces", "show", trace_id, uri=mlflow_uri).stdout
+    assert "assessments (2)" in text
+    assert "✓ relevance: yes  (llm_judge judge-1)" in text
+    assert f"✗ correct: 👎 no  (human alice, on span {span['name']})" in text
+    assert "    on topic \\x1b[2Jok" in text and "\x1b" not in text
+
+
+def test_tail_prints_readable_lines_on_a_terminal(mlflow_uri: str,
+                                                  fresh_experiment: tuple[str, str]) -> None:
+    name, exp = fresh_experiment
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trace_tui", "traces", "tail", "-x", name, "--interval", "0.2"],
+        stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri})
+    os.close(slave)
+    try:
+        assert proc.stderr is not None
+        assert "tailing experiment" in LineReader(proc.stderr).next(30)
+        new, = seed_bulk(mlflow_uri, exp, 1, seed=32, start_ms=int(time.time() * 1000))
+        seen = b""
+        deadline = time.monotonic() + 30
+        while new.encode() not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                seen += os.read(master, 65536)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)
+    text = seen.decode()
+    assert new in text, text
+    line = next(ln for ln in text.splitlines() if new in ln)
+    assert "trace_id" in text and "feedback" in text  # the header
+    assert not line.lstrip().startswith("{") and (" OK " in line or " ERROR " in line)

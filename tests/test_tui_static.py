@@ -73,7 +73,8 @@ async def test_help_lists_every_binding_with_its_id() -> None:
                        "explorer.slow_only", "explorer.sort", "explorer.pause",
                        "explorer.experiment", "explorer.thumbs_up", "list.open", "list.down",
                        "list.half_down", "trace.search", "trace.critical", "trace.yank",
-                       "trace.export", "tree.fold", "tree.unfold_all"):
+                       "trace.export", "tree.fold", "tree.unfold_all", "compare.back",
+                       "session.back", "session.open"):
             assert needed in ids, needed
         assert "app.sampling" not in ids  # no hook registered
         await pilot.press("escape")
@@ -273,7 +274,7 @@ async def test_a_mid_size_trace_decodes_off_the_event_loop(monkeypatch) -> None:
     keys are answered meanwhile; a tiny one stays on the loop."""
     import threading
 
-    import trace_tui.tui.app as app_module
+    import trace_tui.core.spans as spans_module
 
     payload = json.loads((FIXTURES / "demo-02.trace.json").read_text())
     root = next(s for s in payload["spans"] if not s.get("parent_span_id"))
@@ -282,13 +283,13 @@ async def test_a_mid_size_trace_decodes_off_the_event_loop(monkeypatch) -> None:
            "spans": [root, *({**child, "span_id": f"{n:016x}",
                               "parent_span_id": root["span_id"]} for n in range(200))]}
     threads: list[bool] = []
-    decode = app_module.decode_trace
+    decode = spans_module.decode_trace
 
     def recording(raw):
         threads.append(threading.current_thread() is threading.main_thread())
         return decode(raw)
 
-    monkeypatch.setattr(app_module, "decode_trace", recording)
+    monkeypatch.setattr(spans_module, "decode_trace", recording)
     source = StaticTraceSource([payload, big])
     app = TraceExplorerApp("static://fixtures", settings=Settings(theme="textual-dark"),
                            source=source, persist_settings=False)

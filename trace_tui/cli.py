@@ -45,7 +45,7 @@ examples:
   trace-tui --filter "trace.status = 'ERROR' AND tags.route = 'search'"
   trace-tui traces list --limit 20 --format json | jq .
   trace-tui traces show tr-0123... --format tree
-  trace-tui traces tail --filter "trace.execution_time_ms > 5000"
+  trace-tui traces tail --filter "trace.execution_time_ms > 5000"   (| jq: JSON lines)
 
 over SSH, use `ssh -t host trace-tui` (a TTY is needed), or the headless
 `traces` commands. Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable.
@@ -119,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     tshow.add_argument("--full", action="store_true",
                        help="with --format json: include inputs, outputs, attributes, events")
     tshow.set_defaults(handler=run_traces, action=_traces_show)
-    ttail = tsub.add_parser("tail", help="stream finished traces as JSON lines", parents=[conn],
-                            description="Print traces as they finish, one JSON object a line. "
+    ttail = tsub.add_parser("tail", help="stream finished traces as they finish",
+                            parents=[conn],
+                            description="Print traces as they finish, one a line: a readable "
+                            "row on a terminal, a JSON object when piped (--format overrides). "
                             "While the server is unreachable (or a proxy answers 502/503/504) "
                             "it says `reconnecting` once, retries with backoff up to 5 s apart, "
                             "and resumes where it stopped.")
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also print traces from the last SECONDS (default: only new ones)")
     ttail.add_argument("--interval", type=flags.interval, default=1.0, metavar="SECONDS",
                        help=f"poll interval in seconds (>= {flags.MIN_INTERVAL_S:g})")
+    ttail.add_argument("--format", choices=("auto", "line", "json"), default="auto",
+                       help="auto (default): line on a terminal, json when piped")
     ttail.set_defaults(handler=run_traces, action=_traces_tail)
 
     _add_evaluation_commands(sub, fmt, conn)
@@ -226,17 +230,22 @@ def _require_tty() -> None:
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
               server_label: str, policy: Path | None = None, start_hook: str = "") -> int:
-    from trace_tui.config.settings import Settings
+    from trace_tui.tui.startup import FirstPageFetch, settings_from_args
+
+    settings, mouse = settings_from_args(args)
+    filter_string = (getattr(args, "filter", None) or "").strip()
+    # Started before Textual is imported: the server looks up the experiment and searches
+    # while this process imports and paints (docs/performance.md, first paint).
+    first_page = FirstPageFetch(uri, experiment or settings.last_experiment or None,
+                                filter_string, timeout_s=settings.read_timeout_s).start()
+
     from trace_tui.tui.app import TraceExplorerApp
     from trace_tui.tui.screens.judging import judge_screen_hooks
 
-    settings = Settings.load()
-    if getattr(args, "theme", None):
-        settings.theme = args.theme
-    mouse = settings.mouse and not getattr(args, "no_mouse", False)
     app = TraceExplorerApp(uri, experiment=experiment, filter_string=getattr(args, "filter", None),
                            settings=settings, mouse=mouse, server_label=server_label,
-                           screen_hooks=judge_screen_hooks(policy, experiment))
+                           screen_hooks=judge_screen_hooks(policy, experiment),
+                           first_page=first_page)
     app.start_hook = start_hook
     app.run(mouse=mouse)
     return int(app.return_code or 0)
@@ -388,17 +397,25 @@ async def _traces_show(client: Any, args: argparse.Namespace) -> int:
 
 
 async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
-    from trace_tui.core.export import info_to_dict
+    from trace_tui.core.export import info_to_dict, list_header, tail_line
     from trace_tui.core.stream import LiveStream
+
+    as_json = args.format == "json" or (args.format == "auto" and not sys.stdout.isatty())
+
+    def emit(infos: Any) -> None:
+        for info in infos:
+            sys.stdout.write((json.dumps(info_to_dict(info)) if as_json else tail_line(info))
+                             + "\n")
+        sys.stdout.flush()
 
     exp = await client.resolve_experiment(args.experiment)
     since = None if args.since is None else int((time.time() - args.since) * 1000)
     stream = LiveStream(client, [exp.experiment_id], filter_string=args.filter, since_ms=since,
                         poll_interval_s=args.interval, skip_existing=args.since is None)
     first = await stream.poll_once()  # also marks what already existed as seen
-    for info in first.traces:
-        sys.stdout.write(json.dumps(info_to_dict(info)) + "\n")
-    sys.stdout.flush()
+    if not as_json:
+        print(list_header() + "  feedback")
+    emit(first.traces)
     print(f"trace-tui: tailing experiment {exp.name!r} at {client.display_uri} "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     was_down = False
@@ -411,7 +428,5 @@ async def _traces_tail(client: Any, args: argparse.Namespace) -> int:
         if was_down:
             print("trace-tui: reconnected", file=sys.stderr, flush=True)
             was_down = False
-        for info in batch.traces:
-            sys.stdout.write(json.dumps(info_to_dict(info)) + "\n")
-        sys.stdout.flush()
+        emit(batch.traces)
     return EXIT_OK

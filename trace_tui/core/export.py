@@ -9,8 +9,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trace_tui.core.model import Span, TokenUsage, TraceInfo, TraceTree
-from trace_tui.core.render import fmt_cost, fmt_duration, fmt_tokens
+from trace_tui.core.model import Assessment, Span, TokenUsage, TraceInfo, TraceTree
+from trace_tui.core.render import (
+    assessment_summary,
+    assessment_to_dict,
+    fmt_assessment_value,
+    fmt_cost,
+    fmt_count,
+    fmt_duration,
+    fmt_tokens,
+    is_pass,
+)
 from trace_tui.core.text import safe_text
 
 
@@ -94,6 +103,7 @@ def tree_to_dict(tree: TraceTree, *, full: bool = False) -> dict[str, Any]:
         "tags": {k: v for k, v in tree.info.tags.items() if not k.startswith("mlflow.")},
         "span_count": len(tree.spans),
         "spans": [span_to_dict(tree, s, full=full) for s in tree.walk()],
+        "assessments": [assessment_to_dict(a) for a in tree.info.assessments],
     }
 
 
@@ -105,8 +115,8 @@ def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> s
     cost = f"  {fmt_cost(tree.cost_usd)}" if tree.cost_usd else ""
     lines = [
         safe_text(f"{tree.trace_id}  {tree.name}  {status}"),
-        f"duration {fmt_duration(tree.duration_ms)}  tokens {tree.tokens.input} in / "
-        f"{tree.tokens.output} out / {tree.tokens.total} total{cost}  spans {len(tree.spans)}",
+        f"duration {fmt_duration(tree.duration_ms)}  tokens {fmt_tokens(tree.tokens)} "
+        f"(Σ {fmt_count(tree.tokens.total)}){cost}  spans {len(tree.spans)}",
         "",
     ]
     name_w = max(24, width - bar_width - 52)
@@ -123,7 +133,51 @@ def tree_to_text(tree: TraceTree, *, width: int = 100, bar_width: int = 24) -> s
                      f"{fmt_duration(span.duration_ms):>9}"
                      f"{_tokens(span.tokens):>12}{_tokens(span.tokens_total):>11}"
                      f"  {bar}")
+    lines += assessments_to_text(tree, width=width)
     return "\n".join(lines)
+
+
+def assessments_to_text(tree: TraceTree, *, width: int = 100) -> list[str]:
+    """The assessments under the tree: ``✓ name: value  (source, on span)`` and the
+    rationale indented under it; nothing when the trace has none."""
+    items = tree.info.assessments
+    if not items:
+        return []
+    lines = ["", f"assessments ({len(items)})"]
+    for a in items:
+        lines.append(_cut(f"{_verdict_mark(a)} {_flat(a.name)}: "
+                          f"{_flat(fmt_assessment_value(a))}  ({_flat(_where(tree, a))})", width))
+        if a.rationale:
+            lines.append("    " + _cut(_flat(a.rationale), width - 4))
+    return lines
+
+
+def _verdict_mark(a: Assessment) -> str:
+    if a.error:
+        return "!"
+    return {True: "✓", False: "✗", None: "·"}[is_pass(a.value)]
+
+
+def _where(tree: TraceTree, a: Assessment) -> str:
+    source = a.source_type.lower() + (f" {a.source_id}" if a.source_id else "")
+    if a.span_id:
+        span = tree.spans.get(a.span_id)
+        source += f", on span {span.name if span is not None else a.span_id}"
+    return source + ("" if a.valid else ", superseded")
+
+
+def _flat(text: str) -> str:
+    """Trace text for one terminal line: whitespace runs collapsed, controls escaped."""
+    return safe_text(" ".join(text.split()))
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(1, width - 1)] + "…"
+
+
+def tail_line(info: TraceInfo) -> str:
+    """One readable ``traces tail`` line on a terminal: the list row and its feedback."""
+    return f"{list_row(info)}  {safe_text(assessment_summary(info.assessments))}".rstrip()
 
 
 def _tokens(usage: TokenUsage | None) -> str:

@@ -39,7 +39,7 @@ from textual.theme import Theme
 
 from trace_tui.config.settings import Settings
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
-from trace_tui.core.model import Assessment, TraceInfo, TraceTree, decode_trace
+from trace_tui.core.model import Assessment, TraceInfo, TraceTree
 from trace_tui.core.render import FEEDBACK_NAME, trace_to_dict
 from trace_tui.core.text import safe_text
 from trace_tui.tui.commands import ExplorerCommands
@@ -48,9 +48,7 @@ from trace_tui.tui.list_actions import ListActions, write_text
 from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
-from trace_tui.tui.screens.help import HelpScreen, explorer_help_rows
 from trace_tui.tui.screens.modals import ExperimentPicker, FeedbackScreen, PromptScreen
-from trace_tui.tui.screens.trace_view import TraceViewScreen
 from trace_tui.tui.sources import StaticTraceSource, TraceSource, supports_live
 from trace_tui.tui.widgets.status import ListStatus
 from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
@@ -59,6 +57,8 @@ if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after th
     from collections import deque
 
     from trace_tui.core.client import Experiment
+    from trace_tui.tui.screens.trace_view import TraceViewScreen
+    from trace_tui.tui.startup import FirstPageFetch
 
 __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
            "compose_filter"]
@@ -69,7 +69,6 @@ TRACE_VIEW = "trace-view"
 # Decoding costs ~28 us a span (8 ms for 300, 0.6 s for 10k): only traces this small decode
 # on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
 # keys keep being answered while a big trace opens.
-INLINE_DECODE_SPANS = 64
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,7 @@ class TraceExplorerApp(App[None]):
         export_dir: Path | str | None = None,
         clock: Callable[[], float] = time.time,
         persist_settings: bool = True,
+        first_page: FirstPageFetch | None = None,
     ) -> None:
         super().__init__()
         if settings is None:
@@ -130,7 +130,10 @@ class TraceExplorerApp(App[None]):
         self.server_label = server_label or tracking_uri
         self._client: TraceSource | None = source  # None: an MlflowClient, made on first use
         self._client_import: threading.Thread | None = None
-        if source is None and "trace_tui.core.stream" not in sys.modules:
+        self._first_page = first_page if source is None else None
+        if self._first_page is not None:  # its thread imports the client too
+            self._client_import = self._first_page.thread
+        elif source is None and "trace_tui.core.stream" not in sys.modules:
             # aiohttp takes ~0.5 s to import: overlap it with Textual's start-up
             self._client_import = threading.Thread(
                 target=importlib.import_module, args=("trace_tui.core.stream",),
@@ -175,6 +178,7 @@ class TraceExplorerApp(App[None]):
             from trace_tui.core.client import MlflowClient
 
             self._client = MlflowClient(self.tracking_uri, read_retries=2,
+                                        span_cache=self.settings.span_cache(),
                                         timeout_s=self.settings.read_timeout_s)
         return self._client
 
@@ -295,10 +299,19 @@ class TraceExplorerApp(App[None]):
     @work(exclusive=True, group="stream")
     async def _stream_worker(self, filter_string: str) -> None:
         self.feed.close()
+        first = None
+        if self._first_page is not None:  # fetched while Textual was imported
+            first = await self._first_page.take(self.experiment_ref, filter_string)
+            self._first_page = None
+            if first is not None and self.experiment is None:
+                self.experiment = first.experiment
+                self._remember_experiment()
         source = await self._ensure_client()
         experiment = await self._resolve_experiment(source)
         if experiment is not None:
-            await self.feed.run(source, experiment, filter_string)
+            same = first is not None and first.experiment.experiment_id == experiment.experiment_id
+            await self.feed.run(source, experiment, filter_string,
+                                first_page=first.infos if first is not None and same else None)
 
     async def _resolve_experiment(self, source: TraceSource) -> Experiment | None:
         """The experiment to list (retried while the server is unreachable)."""
@@ -316,10 +329,13 @@ class TraceExplorerApp(App[None]):
                 self.set_conn("error", str(exc))
                 self.notify(str(exc), title="experiment", severity="error", timeout=10)
                 return None
-            if self.settings.last_experiment != self.experiment.name:
-                self.settings.last_experiment = self.experiment.name
-                self._save_settings()
+            self._remember_experiment()
         return self.experiment
+
+    def _remember_experiment(self) -> None:
+        if self.experiment is not None and self.settings.last_experiment != self.experiment.name:
+            self.settings.last_experiment = self.experiment.name
+            self._save_settings()
 
     def ingest(self, infos: Iterable[TraceInfo]) -> None:
         """Queue traces for the next tick (what the stream does; also used by benchmarks)."""
@@ -460,6 +476,8 @@ class TraceExplorerApp(App[None]):
     def open_trace(self, trace_id: str, info: TraceInfo | None = None) -> None:
         """Open the trace view (one screen instance, installed once and reused)."""
         info = info or self.buffer.by_id.get(trace_id)
+        from trace_tui.tui.screens.trace_view import TraceViewScreen  # not before first frame
+
         view = self._trace_view
         if view is None:
             view = self._trace_view = TraceViewScreen()
@@ -491,14 +509,13 @@ class TraceExplorerApp(App[None]):
         raw = await self.client.get_trace_json(trace_id)
         if screen is not None:
             screen.fetched_at = time.perf_counter()
-        spans = raw.get("spans") if isinstance(raw, dict) else None
-        if isinstance(spans, list) and len(spans) <= INLINE_DECODE_SPANS:
-            tree = decode_trace(raw)  # a few ms: cheaper than a thread hop
-        else:
-            tree = await asyncio.to_thread(decode_trace, raw)  # keep the loop free
-        return tree, raw
+        from trace_tui.core.spans import decode_off_loop  # the client's rule: big ones threaded
+
+        return await decode_off_loop(raw), raw
 
     def export_current(self) -> None:
+        from trace_tui.tui.screens.trace_view import TraceViewScreen
+
         screen = self.screen
         if isinstance(screen, TraceViewScreen):
             screen.action_export()
@@ -562,7 +579,7 @@ class TraceExplorerApp(App[None]):
         if info is not None:
             self.traces.replace(replace(info, assessments=[*info.assessments, assessment]))
         for screen in self.screen_stack:
-            if isinstance(screen, TraceViewScreen) and screen.trace_id == trace_id:
+            if screen is self._trace_view and screen.trace_id == trace_id:
                 screen.feedback_logged(assessment)
         self.screen.post_message(FeedbackLogged(trace_id, assessment,
                                                 self.buffer.by_id.get(trace_id)))
@@ -570,6 +587,8 @@ class TraceExplorerApp(App[None]):
     # ------------------------------------------------------------------ help and hooks
 
     def action_help(self) -> None:
+        from trace_tui.tui.screens.help import HelpScreen  # not needed before the first frame
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.help_rows()))
@@ -580,6 +599,8 @@ class TraceExplorerApp(App[None]):
                              or self.check_action("open_hook", (b.action[11:-2],)))]
         extra = [Binding(h.key, f"open_hook('{h.name}')", h.description, id=f"app.{h.name}")
                  for h in self.screen_hooks.values() if h.name not in ("sampling", "evaluation")]
+        from trace_tui.tui.screens.help import explorer_help_rows
+
         return explorer_help_rows([*app_bindings, *extra])
 
     def action_open_hook(self, name: str) -> None:

@@ -23,6 +23,7 @@ from trace_tui.tui.sources import TraceSource, supports_live
 
 if TYPE_CHECKING:  # aiohttp: imported in a thread after the first frame
     from trace_tui.core.client import Experiment, MlflowClient
+    from trace_tui.core.model import TraceInfo
     from trace_tui.core.stream import LiveStream
 
 MAX_BACKOFF_S = 10.0
@@ -63,12 +64,21 @@ class ListFeed:
         if self.stream is not None:
             self.stream.poke()
 
-    async def run(self, source: TraceSource, experiment: Experiment,
-                  filter_string: str) -> None:
+    async def run(self, source: TraceSource, experiment: Experiment, filter_string: str,
+                  first_page: list[TraceInfo] | None = None) -> None:
+        """``first_page``: the newest traces already fetched (at start-up); shown at once,
+        then the load fills the buffer around them."""
         self.close()
         self.settler.clear()
         exp_ids = [experiment.experiment_id]
-        if not await self._load(source, exp_ids, filter_string):
+        if first_page is not None:
+            self.traces.reset()
+            self.active_filter = filter_string
+            self.traces.merge(first_page)
+            self.settler.observe(first_page, self._now_ms())
+            self.host.list_loaded()
+        if not await self._load(source, exp_ids, filter_string,
+                                keep=first_page is not None):
             return
         self.host.list_loaded()
         if not supports_live(source):
@@ -76,8 +86,10 @@ class ListFeed:
             return
         await self._follow(cast("MlflowClient", source), exp_ids, filter_string)
 
-    async def _load(self, source: TraceSource, exp_ids: list[str], filter_string: str
-                    ) -> bool:
+    async def _load(self, source: TraceSource, exp_ids: list[str], filter_string: str,
+                    keep: bool = False) -> bool:
+        """Load the newest ``capacity`` traces; ``keep``: merge into the rows shown (the
+        first page) instead of starting over."""
         traces = self.traces
         backoff = 0.5
         while True:
@@ -88,13 +100,14 @@ class ListFeed:
                         exp_ids, filter_string=filter_string or None,
                         max_results=traces.buffer.capacity):
                     if first:
-                        traces.reset()
+                        if not keep:
+                            traces.reset()
                         self.active_filter = filter_string
                         first = False
                     traces.merge(page)
                     self.settler.observe(page, self._now_ms())
                 if first:
-                    traces.reset()
+                    traces.reset()  # nothing matches (any more): an empty list
                     self.active_filter = filter_string
                 return True
             except MlflowUnavailableError as exc:

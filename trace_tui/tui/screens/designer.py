@@ -469,7 +469,9 @@ def open_designer(args: Any) -> int:
     from trace_tui.server.connect import connect
     from trace_tui.tui.app import ScreenHook, TraceExplorerApp
     from trace_tui.tui.screens.judging import judge_screen_hooks
+    from trace_tui.tui.startup import settings_from_args
 
+    settings, mouse = settings_from_args(args)  # `trace-tui --no-mouse policy new` too
     since_s = float(args.since)
     out = Path(args.out)
 
@@ -492,7 +494,8 @@ def open_designer(args: Any) -> int:
             out, since_s=since_s, experiment=args.experiment, judge=judge))
         app = DesignerApp(conn.uri, experiment=args.experiment,
                           server_label=f"{redact_uri(conn.uri)} ({conn.source})",
+                          settings=settings, mouse=mouse,
                           screen_hooks=[hook, *judge_screen_hooks(
                               out if out.exists() else None, args.experiment)])
-        app.run()
+        app.run(mouse=mouse)
         return int(app.return_code or 0)

@@ -114,6 +114,10 @@ class HelpScreen(ModalScreen[None]):
 def explorer_help_rows(app_bindings: Sequence[BindingType]) -> list[tuple[str, ...]]:
     """The help table: ``app_bindings`` (the app's own and its screen hooks') everywhere,
     then each screen's and widget's bindings."""
+    # Imported here: these screens open from the list, so the start path need not load them.
+    from trace_tui.tui.screens.compare import CompareScreen
+    from trace_tui.tui.screens.session import SessionScreen, SessionTable
+
     return binding_rows([
         ("everywhere", [*app_bindings,
                         Binding("ctrl+p", "command_palette", "Command palette",
@@ -123,5 +127,7 @@ def explorer_help_rows(app_bindings: Sequence[BindingType]) -> list[tuple[str, .
         ("filter bar", [Binding("enter", "apply", "Apply the filter", id="filter.apply"),
                         *FilterBar.BINDINGS]),
         ("trace view", [*TraceViewScreen.BINDINGS, *SpanWaterfall.BINDINGS]),
-        ("lists (both)", LineList.BINDINGS),
+        ("compare", CompareScreen.BINDINGS),
+        ("session", [*SessionScreen.BINDINGS, *SessionTable.BINDINGS]),
+        ("lists (all)", LineList.BINDINGS),
     ])

@@ -15,7 +15,14 @@ from textual.strip import Strip
 
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
-from trace_tui.core.render import fmt_cost, fmt_duration, fmt_time, fmt_tokens, list_badges
+from trace_tui.core.render import (
+    fmt_cost,
+    fmt_count,
+    fmt_duration,
+    fmt_time,
+    fmt_tokens,
+    list_badges,
+)
 from trace_tui.core.sessions import session_clause, session_totals
 from trace_tui.core.text import safe_text
 from trace_tui.tui.widgets.key_footer import KeyFooter
@@ -169,8 +176,8 @@ class SessionScreen(Screen[None]):
                         f"{fmt_time(infos[-1].request_time_ms)}", style="dim")
         text.append("\n")
         text.append(f"latency Σ {fmt_duration(t.duration_ms)} "
-                    f"(wall {fmt_duration(t.span_ms)})  tokens {t.input_tokens:,}/"
-                    f"{t.output_tokens:,}  cost {fmt_cost(t.cost_usd)}  ")
+                    f"(wall {fmt_duration(t.span_ms)})  tokens {fmt_count(t.input_tokens)}/"
+                    f"{fmt_count(t.output_tokens)}  cost {fmt_cost(t.cost_usd)}  ")
         text.append(f"errors {t.errors}", style="bold red" if t.errors else "")
         text.append(f"  feedback +{t.thumbs_up} -{t.thumbs_down}  "
                     f"judged {t.judged_pass}/{t.judged} pass")

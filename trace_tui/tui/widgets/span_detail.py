@@ -22,6 +22,7 @@ from trace_tui.core.model import INPUTS_ATTR, OUTPUTS_ATTR, Assessment, Span, Tr
 from trace_tui.core.render import (
     fmt_assessment_value,
     fmt_cost,
+    fmt_count,
     fmt_duration,
     fmt_tokens,
     hidden_child_cost,
@@ -247,9 +248,10 @@ class SpanDetail(Widget):
                                           else "")),
             ("start", f"+{fmt_duration(tree.offset_ms(span))}"),
             ("duration", fmt_duration(span.duration_ms)),
-            ("tokens (own)", fmt_tokens(own) + (f" = {own.total}" if own else "") or "-"),
+            ("tokens (own)",
+             fmt_tokens(own) + (f" = {fmt_count(own.total)}" if own else "") or "-"),
             ("tokens (subtree)",
-             f"{fmt_tokens(span.tokens_total)} = {span.tokens_total.total}"),
+             f"{fmt_tokens(span.tokens_total)} = {fmt_count(span.tokens_total.total)}"),
             ("cost (subtree)", fmt_cost(span.cost_total) or "-"),
         ]
         hidden_tok, hidden_cost = hidden_child_tokens(span), hidden_child_cost(span)

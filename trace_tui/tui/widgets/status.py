@@ -19,6 +19,7 @@ from trace_tui.core.model import TraceTree
 from trace_tui.core.render import (
     assessment_summary,
     fmt_cost,
+    fmt_count,
     fmt_duration,
     fmt_time,
     fmt_tokens,
@@ -228,9 +229,9 @@ class TraceHeadline(SafeStatic):
         text.append("\n")
         text.append(f"duration {fmt_duration(tree.duration_ms)}", style="bold")
         tokens = tree.tokens
-        text.append(f"  tokens {fmt_tokens(tokens)} (Σ {tokens.total:,})")
+        text.append(f"  tokens {fmt_tokens(tokens)} (Σ {fmt_count(tokens.total)})")
         if tree.tokens_mismatch and info.tokens is not None:
-            text.append(f" ⚠ server total {info.tokens.total:,} disagrees with the spans",
+            text.append(f" ⚠ server total {fmt_count(info.tokens.total)} disagrees with the spans",
                         style="bold yellow")
         if tree.cost_usd or info.cost_usd:
             text.append(f"  cost {fmt_cost(tree.cost_usd)}")
