@@ -1,5 +1,6 @@
 """The one retry helper: exponential backoff with jitter, bounded by attempts and a time
-budget. The client retries reads with it; the live stream reconnects with its delays."""
+budget. The client retries reads with it; the live stream, the eval worker (judge retries,
+waiting for a server) and the demo's OTLP seeding take their delays from ``Backoff``."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from trace_tui.core.retry import Backoff
 from trace_tui.server.lifeline import exit_with_parent
 
 ROUTES = ("search", "support", "checkout", "billing")
@@ -304,6 +305,9 @@ def otlp_body(spans: list[dict[str, Any]]) -> bytes:
         "scopeSpans": [{"scope": {"name": "trace_tui.demo"}, "spans": spans}]}]}).encode()
 
 
+OTLP_BACKOFF = Backoff(first_s=0.5, max_s=8.0, jitter=0.25)
+
+
 def post_otlp(tracking_uri: str, experiment_id: str, spans: list[dict[str, Any]],
               timeout_s: float = 60.0, attempts: int = 5) -> None:
     """POST one OTLP/JSON batch; a busy server (429/5xx, SQLite locked) is retried with
@@ -324,7 +328,7 @@ def post_otlp(tracking_uri: str, experiment_id: str, spans: list[dict[str, Any]]
         except urllib.error.URLError:
             if attempt == attempts - 1:
                 raise
-        time.sleep(0.5 * 2 ** attempt)
+        time.sleep(OTLP_BACKOFF.delay(attempt))
 
 
 def bulk_plans(count: int, *, seed: int = 11, start_ms: int | None = None,

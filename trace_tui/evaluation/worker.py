@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from typing import Any
 from trace_tui.core.client import MlflowClient
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
+from trace_tui.core.retry import Backoff
 from trace_tui.evaluation import queue
 from trace_tui.evaluation.budget import Budget
 
@@ -154,15 +154,16 @@ class EvalWorker:
         """Follow mode: report the loss, poll /health with backoff until it answers."""
         if self.on_connection is not None:
             self.on_connection("reconnecting", error)
-        delay = 0.5
+        backoff = Backoff(first_s=0.5, max_s=self.options.reconnect_max_s, jitter=0.0)
+        tries = 0
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+                await asyncio.wait_for(self._stop.wait(), backoff.delay(tries))
+            tries += 1
             if await self.client.health():
                 if self.on_connection is not None:
                     self.on_connection("reconnected", "")
                 return
-            delay = min(self.options.reconnect_max_s, delay * 2)
 
     async def _drain(self, batch: list[TraceInfo]) -> None:
         """Fetch the batch in chunks (one batchGet each, fresh tags and assessments included)
@@ -273,11 +274,11 @@ class EvalWorker:
         call = functools.partial(run_judge, judge.scorer, trace,
                                  timeout_s=self.options.judge_timeout_s)
         verdict = None
+        backoff = Backoff(first_s=self.options.backoff_s, max_s=60.0, jitter=0.5)
         for attempt in range(self.options.attempts):
             if attempt:
                 outcome.retries += 1
-                delay = self.options.backoff_s * 2 ** (attempt - 1)
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(backoff.delay(attempt - 1))
             async with self._judge_gate:
                 verdict = await loop.run_in_executor(self._pool, call)
             tokens = (verdict.input_tokens or 0) + (verdict.output_tokens or 0)
