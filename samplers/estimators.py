@@ -13,6 +13,9 @@ N_h from the sampler's counts. Intervals: Wilson with the Kish effective sample 
 n_eff = y(1-y)/V; per stratum Jeffreys Beta posteriors from exact quantiles (overall
 Jeffreys: Monte Carlo over the sum). Judge-error-corrected estimates: samplers/corrected.py;
 formulas and their derivations: docs/statistics.md.
+
+Over 500 lines on purpose: the estimator, its variance, smoothing and interval choices are one
+derivation (docs/statistics.md section 1); split, the formulas would be read apart.
 """
 
 from __future__ import annotations

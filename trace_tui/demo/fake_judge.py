@@ -48,6 +48,9 @@ Usage::
     stop()
 
     python -m trace_tui.demo.fake_judge --port 5099 --latency 0.2 --failure-rate 0.3
+
+Over 500 lines on purpose: it runs as its own process (``python -m trace_tui.demo.fake_judge``)
+and its protocol handling (chat, tool calls, markers, failures) is one small server.
 """
 
 from __future__ import annotations

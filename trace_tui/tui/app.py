@@ -14,6 +14,10 @@ Extra screens (the sampling and evaluation screens) plug in with ``ScreenHook``.
 The app wires screens to state that lives in its own classes: ``TraceList`` (buffer, queued
 arrivals, pause, statistics), ``ListFeed`` (initial load and live stream) and the
 ``TraceSource`` it reads (``sources.py``).
+
+Over 500 lines on purpose: its actions (filters, sort, navigation, trace fetch, screen hooks)
+are the surface screens and the palette call; the list state (``list_state``), feed
+(``feed``), list actions (``list_actions``) and sources (``sources``) live apart.
 """
 
 from __future__ import annotations

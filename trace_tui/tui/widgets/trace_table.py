@@ -4,6 +4,9 @@ The buffer (``TraceBuffer``) is plain Python: a ring of at most ``capacity`` tra
 arrival order) plus the rows in the current sort. The widget renders only the visible rows,
 keeps the cursor and the marks on the same trace ids when rows arrive, and repaints only the
 old and the new row on a cursor move.
+
+Over 500 lines on purpose: the buffer and the widget share one invariant (rows in sort order,
+cursor and marks kept by trace id through arrivals, evictions and re-sorts).
 """
 
 from __future__ import annotations
