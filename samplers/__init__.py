@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .agreement import Agreement, JudgeAgreement, agreement, review_entries
+    from .agreements import Agreement, JudgeAgreement, agreement, review_entries
     from .corrected import (
         CorrectedEstimate,
         CorrectedStratum,
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
         corrected_estimates,
     )
     from .counts import CellCount, Moments, PopulationCounts
-    from .dry_run import dry_run, dry_run_totals
+    from .dryrun import dry_run, dry_run_totals
     from .estimators import (
         EstimateReport,
         JudgeEstimate,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .verdicts import PassRule, verdict
 
 _WHERE: dict[str, str] = {
-    "Agreement": "agreement",
+    "Agreement": "agreements",
     "AlwaysRule": "rules",
     "Budget": "schema",
     "CellCount": "counts",
@@ -62,7 +62,7 @@ _WHERE: dict[str, str] = {
     "Estimation": "schema",
     "HumanLabel": "corrected",
     "Interval": "corrected",
-    "JudgeAgreement": "agreement",
+    "JudgeAgreement": "agreements",
     "JudgeDecl": "policy",
     "JudgeEstimate": "estimators",
     "JudgedOutcome": "outcomes",
@@ -88,10 +88,10 @@ _WHERE: dict[str, str] = {
     "TraceRecord": "record",
     "TwoPhasePlan": "two_phase",
     "UNMATCHED": "sampler",
-    "agreement": "agreement",
+    "agreement": "agreements",
     "corrected_estimates": "corrected",
-    "dry_run": "dry_run",
-    "dry_run_totals": "dry_run",
+    "dry_run": "dryrun",
+    "dry_run_totals": "dryrun",
     "estimate": "estimators",
     "hashed_randomness": "randomness",
     "id_randomness": "randomness",
@@ -100,7 +100,7 @@ _WHERE: dict[str, str] = {
     "parse_policy": "policy",
     "pilot_plan": "two_phase",
     "review_decision": "review",
-    "review_entries": "agreement",
+    "review_entries": "agreements",
     "review_rate": "review",
     "second_phase": "two_phase",
     "threshold": "randomness",

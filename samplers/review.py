@@ -11,7 +11,7 @@ another salt or the id's own bits) and r is the review rate of the cell:
 
 The review sample is then a Bernoulli(r) subsample of the judged sample, so a reviewed trace's
 inclusion probability is pi x r (pi: the judge's probability from the Decision) and
-`samplers.corrected` / `samplers.agreement` weight it by 1 / (pi x r). Decide after the window
+`samplers.corrected` / `samplers.agreements` weight it by 1 / (pi x r). Decide after the window
 has closed (n final); if n still grows, store the r each trace was decided with: thresholds
 are nested, so a trace reviewed at a lower r stays reviewed at a higher one.
 """

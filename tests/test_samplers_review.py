@@ -11,7 +11,7 @@ import pytest
 
 import samplers
 from samplers import JudgedOutcome, PolicyError, PopulationCounts, estimate, parse_policy
-from samplers.agreement import agreement, kappa_of
+from samplers.agreements import agreement, kappa_of
 from samplers.corrected import COLLAPSED, HumanLabel, corrected_estimates
 from samplers.review import review_decision, review_rate
 from samplers.schema import Review

@@ -11,7 +11,7 @@ from typing import Any
 
 from samplers import Policy, TraceRecord
 from samplers.classify import UNMATCHED, compile_classifier, compile_rules
-from samplers.dry_run import _by_population
+from samplers.dryrun import _by_population
 from samplers.plan import build_plan, history_from_populations
 from samplers.precision import (
     StratumDesign,

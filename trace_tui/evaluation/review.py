@@ -125,7 +125,7 @@ def reviewer_agreement(infos: Sequence[TraceInfo], judges: Sequence[str],
     """Inter-reviewer agreement per judge, on pass/fail verdicts (`samplers.verdicts`)."""
     import numpy as np
 
-    from samplers.agreement import kappa_of
+    from samplers.agreements import kappa_of
     from samplers.verdicts import verdict
     from trace_tui.evaluation.labels import human_labels
 
