@@ -414,7 +414,7 @@ def _decode_native(raw: dict[str, Any], attrs: dict[str, Any], ids: dict[Any, st
             raise TraceDecodeError(f"span {name!r}: timestamps are not integers") from None
     status_raw = get("status")
     status, message = "UNSET", ""
-    if status_raw and isinstance(status_raw, Mapping):
+    if status_raw and (type(status_raw) is dict or isinstance(status_raw, Mapping)):
         code = status_raw.get("code", "")
         try:
             status = _STATUS[code]
@@ -591,7 +591,8 @@ def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
     key = _start_key
     roots.sort(key=key)
     for span in spans:
-        span.children.sort(key=key)
+        if len(span.children) > 1:
+            span.children.sort(key=key)
     _roll_up(roots)
     starts = [s.start_ns for s in spans if s.start_ns]
     ends = [s.end_ns for s in spans if s.end_ns]
