@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 TOKEN_USAGE_ATTR = "mlflow.chat.tokenUsage"
@@ -622,16 +623,10 @@ def decode_trace(payload: Mapping[str, Any]) -> TraceTree:
     return build_tree(info, spans)
 
 
-def _start_key(span: Span) -> tuple[int, str]:
-    return (span.start_ns, span.span_id)
-
-
-def _end_key(span: Span) -> tuple[int, int]:
-    return (span.end_ns, span.start_ns)
-
-
-def _path_key(span: Span) -> tuple[int, int]:
-    return (span.start_ns, span.depth)
+# sort keys (attrgetter: a C call per span, several times cheaper than a Python function)
+_start_key = attrgetter("start_ns", "span_id")
+_end_key = attrgetter("end_ns", "start_ns")
+_path_key = attrgetter("start_ns", "depth")
 
 
 def _iter_subtrees(roots: list[Span]) -> Iterator[Span]:
