@@ -189,3 +189,63 @@ def test_bad_payloads_name_the_culprit(payload: dict, culprit: str) -> None:
     with pytest.raises(TraceDecodeError, match=culprit) as err:
         decode_trace(payload)
     assert "\n" not in str(err.value)
+
+
+def native_payload(statuses: tuple[str, ...] = ("STATUS_CODE_OK", "ERROR", "OK")) -> dict:
+    """A native trace: root -> 3 chats (usage, cost), one with a bad-status error, ids base64
+    (the span cache and the trace-data endpoint) and as strings of timestamps."""
+    spans = [{"span_id": b64("01" * 8), "parent_span_id": None, "name": "agent",
+              "start_time_unix_nano": str(T0), "end_time_unix_nano": T0 + 90_000_000,
+              "attributes": {"mlflow.spanType": '"AGENT"',
+                             "mlflow.spanInputs": '{"q": "hi"}'},
+              "status": {"code": "STATUS_CODE_OK", "message": ""}, "events": []}]
+    for k, code in enumerate(statuses):
+        attrs = {"mlflow.spanType": '"CHAT_MODEL"', "mlflow.llm.model": '"gpt-4o-mini"',
+                 "mlflow.chat.tokenUsage": json.dumps(
+                     {"input_tokens": 10 * (k + 1), "output_tokens": k, "total_tokens":
+                      11 * (k + 1)}),
+                 "mlflow.llm.cost": json.dumps({"total_cost": 0.25 * (k + 1)})}
+        spans.append({"span_id": b64(f"{k + 2:02x}" * 8), "parent_span_id": b64("01" * 8),
+                      "name": f"chat_{k}", "start_time_unix_nano": T0 + (3 - k) * 1_000_000,
+                      "end_time_unix_nano": T0 + (3 - k) * 20_000_000,
+                      "attributes": attrs, "status": {"code": code, "message": f"m{k}"}})
+    return {"trace_info": INFO, "spans": spans}
+
+
+def test_native_spans_decode_as_the_general_path_does() -> None:
+    """The native fast path (plain dicts) gives the tree the general path gives (the same
+    spans as read-only mappings), so a big trace reads the same whichever path it took."""
+    from types import MappingProxyType
+
+    payload = native_payload()
+    fast = decode_trace(payload)
+    slow = decode_trace({"trace_info": INFO, "spans": [
+        MappingProxyType(s) for s in payload["spans"]]})
+
+    def seen(tree) -> list[tuple]:  # type: ignore[no-untyped-def]
+        return [(s.span_id, s.parent_id, s.name, s.depth, s.start_ns, s.end_ns, s.status,
+                 s.status_message, s.span_type, s.model, s.tokens, s.tokens_total,
+                 s.cost_usd, s.cost_total, s.attributes, s.inputs) for s in tree.walk()]
+
+    assert seen(fast) == seen(slow)
+    assert (fast.tokens, fast.cost_usd, fast.critical_path()) == (
+        slow.tokens, slow.cost_usd, slow.critical_path())
+    assert fast.tokens == TokenUsage(10, 0, 11) + TokenUsage(20, 1, 22) + TokenUsage(30, 2, 33)
+    assert fast.cost_usd == pytest.approx(1.5)
+    assert [s.status for s in fast.walk()] == ["OK", "OK", "ERROR", "OK"]
+    assert fast.spans["02" * 8].parent_id == "01" * 8
+
+
+def test_native_span_errors_name_the_culprit() -> None:
+    payload = native_payload()
+    del payload["spans"][2]["span_id"]
+    with pytest.raises(TraceDecodeError, match=r"span #2: span 'chat_1' has no span_id"):
+        decode_trace(payload)
+    payload = native_payload()
+    payload["spans"][1]["end_time_unix_nano"] = "soon"
+    with pytest.raises(TraceDecodeError, match="'chat_0': timestamps are not integers"):
+        decode_trace(payload)
+    payload = native_payload()
+    payload["spans"][3]["parent_span_id"] = "not an id!"
+    with pytest.raises(TraceDecodeError, match="neither base64 nor hex"):
+        decode_trace(payload)

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 TOKEN_USAGE_ATTR = "mlflow.chat.tokenUsage"
@@ -334,8 +335,13 @@ class Span:
         return self.status == "ERROR"
 
 
-def decode_span(raw: Mapping[str, Any]) -> Span:
-    """Decode one span in either encoding; raises TraceDecodeError naming the field."""
+def decode_span(raw: Mapping[str, Any], ids: dict[Any, str] | None = None) -> Span:
+    """Decode one span in either encoding; raises TraceDecodeError naming the field.
+    ``ids`` memoises raw id -> hex across one trace's spans (each parent id recurs)."""
+    if type(raw) is dict:
+        attrs = raw.get("attributes")
+        if type(attrs) is dict and not raw.get("events"):
+            return _decode_native(raw, attrs, {} if ids is None else ids)
     if not isinstance(raw, Mapping):
         raise TraceDecodeError(f"span is a {type(raw).__name__}, not an object")
     name = str(raw.get("name", ""))
@@ -370,6 +376,56 @@ def decode_span(raw: Mapping[str, Any]) -> Span:
     return Span(span_id=span_id, parent_id=parent_id, name=name, start_ns=start, end_ns=end,
                 status=_normalise_status(code), status_message=message,
                 attributes=attrs_raw, events=events, native_json=native)
+
+
+_STATUS: dict[Any, str] = {}  # raw status code -> OK | ERROR | UNSET
+
+
+def _decode_native(raw: dict[str, Any], attrs: dict[str, Any], ids: dict[Any, str]) -> Span:
+    """``decode_span``'s hot path: an MLflow-native span without events (the trace-data
+    endpoint and the span cache). Same result and errors as the general path, with the
+    attribute values kept as raw JSON strings and ids decoded once per trace."""
+    get = raw.get
+    name = get("name", "")
+    if type(name) is not str:
+        name = str(name)
+    try:
+        raw_id = raw["span_id"]
+    except KeyError:
+        raise TraceDecodeError(f"span {name!r} has no span_id") from None
+    span_id = ids.get(raw_id) if type(raw_id) is str else None
+    if span_id is None:
+        span_id = decode_id(raw_id)
+        if type(raw_id) is str:
+            ids[raw_id] = span_id
+    parent_raw = get("parent_span_id")
+    parent_id = None
+    if parent_raw:
+        parent_id = ids.get(parent_raw) if type(parent_raw) is str else None
+        if parent_id is None:
+            parent_id = decode_id(parent_raw)
+            if type(parent_raw) is str:
+                ids[parent_raw] = parent_id
+    start = get("start_time_unix_nano") or get("start_time_ns") or 0
+    end = get("end_time_unix_nano") or get("end_time_ns") or 0
+    if type(start) is not int or type(end) is not int:
+        try:
+            start, end = int(start), int(end)
+        except (TypeError, ValueError):
+            raise TraceDecodeError(f"span {name!r}: timestamps are not integers") from None
+    status_raw = get("status")
+    status, message = "UNSET", ""
+    if status_raw and (type(status_raw) is dict or isinstance(status_raw, Mapping)):
+        code = status_raw.get("code", "")
+        try:
+            status = _STATUS[code]
+        except (KeyError, TypeError):
+            status = _normalise_status(str(code))
+            if type(code) is str:
+                _STATUS[code] = status
+        message = str(status_raw.get("message", "") or "")
+    return Span(span_id, parent_id, name, start, end, status, message, attrs, [],
+                native_json=True)
 
 
 def decode_id(value: Any) -> str:
@@ -485,14 +541,15 @@ class TraceTree:
         if not self.roots:
             return []
         root = max(self.roots, key=lambda s: (s.end_ns, -s.start_ns))
-        path: list[str] = []  # in start order when returned
+        path: list[Span] = []  # in start order when returned
         stack: list[tuple[Span, int]] = [(root, root.end_ns)]
         while stack:
             span, bound = stack.pop()
-            path.append(span.span_id)
+            path.append(span)
             point = min(span.end_ns, bound)
-            latest_first = sorted(span.children, key=lambda c: (c.end_ns, c.start_ns),
-                                  reverse=True)
+            if not span.children:
+                continue
+            latest_first = sorted(span.children, key=_end_key, reverse=True)
             for child in latest_first:
                 if point <= span.start_ns:
                     break
@@ -500,7 +557,8 @@ class TraceTree:
                     continue  # starts after the point already reached: not waited on
                 stack.append((child, point))
                 point = child.start_ns
-        return sorted(path, key=lambda i: (self.spans[i].start_ns, self.spans[i].depth))
+        path.sort(key=_path_key)
+        return [span.span_id for span in path]
 
 
 def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
@@ -534,7 +592,8 @@ def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
     key = _start_key
     roots.sort(key=key)
     for span in spans:
-        span.children.sort(key=key)
+        if len(span.children) > 1:
+            span.children.sort(key=key)
     _roll_up(roots)
     starts = [s.start_ns for s in spans if s.start_ns]
     ends = [s.end_ns for s in spans if s.end_ns]
@@ -555,16 +614,19 @@ def decode_trace(payload: Mapping[str, Any]) -> TraceTree:
     if not isinstance(raw_spans, list):
         raise TraceDecodeError(f"{info.trace_id}: 'spans' is not a list")
     spans = []
+    ids: dict[Any, str] = {}
     for i, raw in enumerate(raw_spans):
         try:
-            spans.append(decode_span(raw))
+            spans.append(decode_span(raw, ids))
         except TraceDecodeError as exc:
             raise TraceDecodeError(f"{info.trace_id}: span #{i}: {exc}") from None
     return build_tree(info, spans)
 
 
-def _start_key(span: Span) -> tuple[int, str]:
-    return (span.start_ns, span.span_id)
+# sort keys (attrgetter: a C call per span, several times cheaper than a Python function)
+_start_key = attrgetter("start_ns", "span_id")
+_end_key = attrgetter("end_ns", "start_ns")
+_path_key = attrgetter("start_ns", "depth")
 
 
 def _iter_subtrees(roots: list[Span]) -> Iterator[Span]:
@@ -591,14 +653,26 @@ def _roll_up(roots: list[Span]) -> None:
     only if no ancestor has usage, so a span with usage stands for its whole subtree."""
     order = list(_iter_subtrees(roots))
     for span in reversed(order):  # children before parents
-        own = span.tokens
+        children = span.children
+        keys = span._decoded if span._decoded is not None else (
+            span._attrs if span._native else None)
+        # Most spans carry no usage or cost: a key lookup, not an attribute decode, says so.
+        own = None if keys is not None and _NO_USAGE.isdisjoint(keys) else span.tokens
         if own is not None:
             span.tokens_total = own
+        elif not children:
+            span.tokens_total = ZERO_TOKENS
         else:
-            span.tokens_total = sum((c.tokens_total for c in span.children), ZERO_TOKENS)
-        own_cost = span.cost_usd
-        child_cost = sum(c.cost_total for c in span.children)
-        span.cost_total = own_cost if own_cost is not None else child_cost
+            span.tokens_total = sum((c.tokens_total for c in children), ZERO_TOKENS)
+        own_cost = None if keys is not None and COST_ATTR not in keys else span.cost_usd
+        if own_cost is not None:
+            span.cost_total = own_cost
+        else:
+            span.cost_total = sum(c.cost_total for c in children) if children else 0
+
+
+_NO_USAGE = frozenset((TOKEN_USAGE_ATTR, "gen_ai.usage.input_tokens",
+                       "gen_ai.usage.output_tokens"))
 
 
 # --------------------------------------------------------------------------- helpers
