@@ -13,8 +13,12 @@ import pytest
 from trace_tui.core.client import MlflowClient
 from trace_tui.core.retry import Backoff
 from trace_tui.core.stream import LiveStream, StreamBatch
-from trace_tui.demo.traffic import plan_request, plan_to_otlp_spans, post_otlp
+from trace_tui.demo.traffic import plan_request, plan_to_otlp_spans, post_otlp, seed_bulk
 from trace_tui.server.embedded import EmbeddedServer
+
+from .counting_proxy import counting_proxy
+
+SEARCH = "/api/3.0/mlflow/traces/search"
 
 
 def make_traces(n: int, seed: int) -> list[tuple[str, list[dict], dict]]:
@@ -101,6 +105,34 @@ async def test_filter_is_combined_with_the_cursor(mlflow_uri: str,
     got = {t.trace_id for t in batch.traces}
     assert got == {t[0] for t in traces} - errors
     assert first.traces == []  # tail semantics: only traces finishing after the start
+
+
+async def test_steady_polls_read_the_edge_and_sweeps_find_late_finishers(
+        mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
+    """Polls at steady state cost one search each, however full the look-back window is (it
+    used to be re-read whole every poll: one search per 500 rows, seconds on a busy server);
+    a trace that first shows up behind the edge is still emitted, once, by the next sweep."""
+    _, exp = fresh_experiment
+    now_ms = int(time.time() * 1000)
+    # 520 traces over the last 100 s to 22 s: two search pages in the look-back window, a
+    # few dozen rows at the edge.
+    old = set(seed_bulk(mlflow_uri, exp, 520, seed=21, start_ms=now_ms - 100_000,
+                        spacing_ms=150.0))
+    async with counting_proxy(mlflow_uri) as proxy, MlflowClient(proxy.uri) as client:
+        stream = LiveStream(client, [exp], since_ms=now_ms - 110_000, lookback_ms=120_000,
+                            settle_ms=0, sweep_every=5)
+        first = await stream.poll_once()
+        assert {t.trace_id for t in first.traces} == old and proxy.counts[SEARCH] == 2
+        proxy.reset()
+        steady = [await stream.poll_once() for _ in range(3)]
+        assert [b.traces for b in steady] == [[], [], []]
+        assert proxy.counts[SEARCH] == 3, "a steady poll re-read the whole look-back window"
+        late = seed_bulk(mlflow_uri, exp, 1, seed=22, start_ms=int(time.time() * 1000) - 60_000)
+        fresh = seed_bulk(mlflow_uri, exp, 3, seed=23, start_ms=int(time.time() * 1000))
+        emitted: list[str] = []
+        for _ in range(stream.sweep_every):
+            emitted += [t.trace_id for t in (await stream.poll_once()).traces]
+    assert sorted(emitted) == sorted(late + fresh), "lost or repeated after the sweep"
 
 
 @pytest.mark.slow

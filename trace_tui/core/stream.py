@@ -2,7 +2,12 @@
 
 MLflow has no push API for traces, so the stream polls ``traces/search``:
 
-- query ``trace.timestamp_ms >= cursor - lookback`` (all states), oldest first, every page;
+- every poll queries the recent edge, ``trace.timestamp_ms >= cursor - edge`` (all states),
+  oldest first, every page; every ``sweep_every``-th poll (and the first, and the first after
+  an outage) sweeps the whole ``cursor - lookback`` window instead. Re-reading the look-back
+  each poll cost one search page per 500 rows in it, seconds a poll on a busy server, and
+  the stream fell behind (docs/performance.md); the sweep still finds late finishers, traces
+  whose first row shows up with a start time behind the edge;
 - emit each finished trace once (dedupe by id; the seen-set is pruned past the lookback);
 - traces seen IN_PROGRESS are remembered by id and re-read with ``batchGetInfos`` until they
   finish, because their timestamp can move backwards when the root span lands;
@@ -21,6 +26,16 @@ from trace_tui.core.client import MlflowClient
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
 from trace_tui.core.retry import Backoff
+
+
+@dataclass(slots=True)
+class PollStats:
+    """What the last poll cost: searches sent, rows read, seconds, and whether it swept."""
+
+    searches: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    sweep: bool = False
 
 
 @dataclass(slots=True)
@@ -56,6 +71,12 @@ class TraceCursor:
 
     def query_from_ms(self) -> int:
         return max(0, self.cursor_ms - self.lookback_ms)
+
+    def next_settled_ms(self) -> int | None:
+        """When the earliest settling trace settles (ms), or None if none is settling."""
+        if not self.settling:
+            return None
+        return min(first for _, first in self.settling.values()) + self.settle_ms
 
     def accept(self, infos: Sequence[TraceInfo], now_ms: int) -> None:
         """Take in what a poll saw: the latest info of each unemitted trace wins."""
@@ -105,6 +126,8 @@ class LiveStream:
         lookback_ms: int = 60_000,
         settle_ms: int = 1_500,
         poll_interval_s: float = 1.0,
+        edge_ms: int | None = None,
+        sweep_every: int = 10,
         max_backoff_s: float = 5.0,
         skip_existing: bool = False,
         clock: Callable[[], float] = time.time,
@@ -117,6 +140,13 @@ class LiveStream:
         start = since_ms if since_ms is not None else int(clock() * 1000)
         self.clock = clock
         self.cursor = TraceCursor(start, lookback_ms, settle_ms)
+        # The edge covers what a few polls and the settle delay can leave behind the cursor:
+        # out-of-order inserts, producers' clock skew, paging shifted by inserts.
+        self.edge_ms = edge_ms if edge_ms is not None else max(
+            10_000, int(5 * poll_interval_s * 1000) + settle_ms)
+        self.sweep_every = max(1, sweep_every)
+        self._until_sweep = 0  # polls left before the next full sweep; 0 = sweep now
+        self.last_poll = PollStats()
         self._wake = asyncio.Event()
         self._closed = False
         # With skip_existing, traces already finished at the first poll are marked seen but
@@ -131,20 +161,33 @@ class LiveStream:
         self._closed = True
         self._wake.set()
 
-    async def poll_once(self) -> StreamBatch:
-        """One poll: search the window, re-read pending traces. Raises on server errors."""
-        clause = f"trace.timestamp_ms >= {self.cursor.query_from_ms()}"
+    async def poll_once(self, *, sweep: bool | None = None) -> StreamBatch:
+        """One poll: search the edge (or sweep the look-back window: every ``sweep_every``
+        polls, or when ``sweep``), re-read pending traces. Raises on server errors."""
+        started = time.monotonic()
+        sweep = self._until_sweep <= 0 if sweep is None else sweep
+        floor = self.cursor.query_from_ms()
+        if not sweep:
+            floor = max(floor, self.cursor.cursor_ms - self.edge_ms)
+        clause = f"trace.timestamp_ms >= {floor}"
         filter_string = f"{clause} AND {self.filter_string}" if self.filter_string else clause
         now_ms = int(self.clock() * 1000)
+        stats = PollStats(sweep=sweep)
         async for page in self.client.iter_trace_pages(
                 self.experiment_ids, filter_string=filter_string,
                 order_by=["timestamp_ms ASC"]):
+            stats.searches += 1
+            stats.rows += len(page)
             self.cursor.accept(page, now_ms)
+        # Count the sweep only once it has completed: a failed one is retried.
+        self._until_sweep = self.sweep_every - 1 if sweep else self._until_sweep - 1
         if self.cursor.pending:
             infos = await self.client.batch_get_trace_infos(list(self.cursor.pending))
             self.cursor.accept(infos, now_ms)
         fresh = self.cursor.take_settled(now_ms, everything=self._swallow_next)
         self.cursor.prune()
+        stats.seconds = time.monotonic() - started
+        self.last_poll = stats
         if self._swallow_next:
             self._swallow_next = False
             fresh = []
@@ -161,6 +204,7 @@ class LiveStream:
                 # retries: say so, wait (backoff), resume from the same cursor.
                 yield StreamBatch(connected=False, error=str(exc),
                                   pending=len(self.cursor.pending))
+                self._until_sweep = 0  # traces logged during the outage may lie behind the edge
                 await self._sleep(self.backoff.delay(failures))
                 failures += 1
                 continue
@@ -169,7 +213,16 @@ class LiveStream:
             if batch.traces or failures:
                 failures = 0
                 yield batch
-            await self._sleep(self.poll_interval_s)
+            await self._sleep(self._next_wait_s())
+
+    def _next_wait_s(self) -> float:
+        """The poll interval, or less when a settling trace comes due sooner: waiting a whole
+        interval past its settle time would add up to an interval to every decision's lag."""
+        due_ms = self.cursor.next_settled_ms()
+        if due_ms is None:
+            return self.poll_interval_s
+        wait_s = (due_ms - self.clock() * 1000) / 1000 + 0.01
+        return min(self.poll_interval_s, max(0.05, wait_s))
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
