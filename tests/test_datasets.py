@@ -85,3 +85,39 @@ async def test_explorer_key_adds_marked_traces_to_a_dataset(
         assert found is not None
         records = await dataset_records(client, found["dataset_id"])
     assert [r["source"]["source_data"]["trace_id"] for r in records] == marked
+
+
+async def test_marks_from_the_explorer_feed_dataset_add_marked(
+        mlflow_uri, fresh_experiment, tmp_path: Path) -> None:
+    """Space in the explorer keeps the marks per server; `dataset add --marked` takes them."""
+    from trace_tui.config import marks
+    from trace_tui.config.settings import Settings
+    from trace_tui.tui.app import TraceExplorerApp
+
+    name, exp = fresh_experiment
+    path, _, ids = await judged_setup(mlflow_uri, exp, tmp_path, n=4, seed=53)
+    none = await asyncio.to_thread(cli, "dataset", "add", "picked", "--policy", str(path),
+                                   "--marked", uri=mlflow_uri)
+    assert none.returncode == 2 and "no marked traces" in none.stderr
+    assert none.stderr.count("\n") == 1
+    app = TraceExplorerApp(mlflow_uri, experiment=name, settings=Settings(),
+                           persist_settings=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        for _ in range(400):
+            if len(app.buffer) == len(ids):
+                break
+            await pilot.pause(0.05)
+        await pilot.press("space", "space")
+        for _ in range(400):
+            if len(marks._read(marks.marks_file()).get(marks._server_key(mlflow_uri), [])) == 2:
+                break
+            await pilot.pause(0.05)
+        picked = app.selected_trace_ids
+    assert len(picked) == 2
+    assert marks.marks_file().stat().st_mode & 0o777 == 0o600
+    out = await asyncio.to_thread(cli, "dataset", "add", "picked", "--policy", str(path),
+                                  "--marked", uri=mlflow_uri)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["traces"] == 2 and result["created"]
+    assert result["inserted"] + len(result["same_inputs_as_another_trace"]) == 2

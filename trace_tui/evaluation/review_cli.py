@@ -30,6 +30,7 @@ DATASET_EPILOG = """\
 examples:
   trace-tui dataset add regression --policy policy.toml              # the reviewed traces
   trace-tui dataset add slow --policy policy.toml --filter "trace.execution_time_ms > 5000"
+  trace-tui dataset add picked --policy policy.toml --marked   # marked (space) in the explorer
 
 Creates or extends an MLflow GenAI evaluation dataset: inputs from the trace, human labels as
 expectations, the trace as source. Re-adding a trace updates its record.
@@ -71,6 +72,8 @@ def add_review_commands(sub: Any, fmt: type[argparse.HelpFormatter],
     which.add_argument("--reviewed", action="store_true",
                        help="the policy's reviewed traces (default)")
     which.add_argument("--filter", metavar="EXPR", help="an MLflow trace filter")
+    which.add_argument("--marked", action="store_true",
+                       help="the traces marked (space) in the explorer on this server")
     add.set_defaults(handler=run_dataset_add)
 
 
@@ -206,11 +209,16 @@ def run_dataset_add(args: argparse.Namespace) -> int:
         from trace_tui.evaluation.review import review_queue, reviewed_judges
 
         loop = await _open_loop(client, args)
-        if args.filter:
+        if args.marked:
+            from trace_tui.config.marks import load_marks
+
+            ids = load_marks(client.tracking_uri)
+        elif args.filter:
             infos = await client.search_traces(loop.experiment_ids, filter_string=args.filter)
+            ids = [i.trace_id for i in infos]
         else:
             infos = await review_queue(client, policy.name, loop.experiment_ids, state=None)
-        ids = [i.trace_id for i in infos]
+            ids = [i.trace_id for i in infos]
         result = await datasets.add_traces(client, args.name.strip(), loop.experiment_ids, ids,
                                            reviewed_judges(policy))
         _print_json({"dataset": result.name, "dataset_id": result.dataset_id,

@@ -276,6 +276,21 @@ class TraceExplorerApp(App[None]):
             return None
         return self._explorer.table
 
+    def save_marks(self) -> None:
+        """Keep the marks for headless commands (``dataset add --marked``), off the loop."""
+        from trace_tui.config.marks import save_marks
+
+        ids = self.selected_trace_ids
+
+        def write() -> None:
+            try:
+                save_marks(self.tracking_uri, ids)
+            except ConfigError as exc:  # a read-only data dir: the marks still work here
+                self.call_from_thread(self.notify, f"marks not saved: {exc}",
+                                      severity="warning")
+
+        self.run_worker(write, thread=True, group="marks", exclusive=True)
+
     @property
     def selected_trace_ids(self) -> list[str]:
         """Marked traces (space), in list order; for the sampling/evaluation screens."""

@@ -124,6 +124,10 @@ class ExplorerScreen(Screen[None]):
     def _open(self, event: TraceTable.Opened) -> None:
         self.explorer.open_trace(event.info.trace_id, event.info)
 
+    @on(TraceTable.MarksChanged)
+    def _marks_changed(self) -> None:
+        self.explorer.save_marks()
+
     @on(FilterBar.Submitted)
     def _filter_submitted(self, event: FilterBar.Submitted) -> None:
         self.table.focus()

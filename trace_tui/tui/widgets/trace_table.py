@@ -330,6 +330,9 @@ class TraceTable(LineList):
             self.info = info
             super().__init__()
 
+    class MarksChanged(Message):
+        """The user marked or unmarked a trace (space)."""
+
     class Moved(Message):
         """The cursor moved to another trace (posted only on user moves)."""
 
@@ -482,6 +485,7 @@ class TraceTable(LineList):
         self.marked.symmetric_difference_update({info.trace_id})
         self.refresh_row(self.cursor)
         self.cursor += 1
+        self.post_message(self.MarksChanged())
 
     def cursor_changed(self, old: int, new: int) -> None:
         if new == 0:
