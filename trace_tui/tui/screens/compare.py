@@ -19,7 +19,7 @@ from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError
 from trace_tui.core.render import fmt_count, fmt_duration
 from trace_tui.core.text import safe_text
 from trace_tui.tui.widgets.key_footer import KeyFooter
-from trace_tui.tui.widgets.line_list import LineList, fit
+from trace_tui.tui.widgets.line_list import ColumnList
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _preview(value: Any) -> str:
     return text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
 
 
-class CompareTable(LineList):
+class CompareTable(ColumnList[SpanPair]):
     """One row per aligned span: ``± path  A dur  B dur  Δ  A tok  B tok  Δ``."""
 
     HEADER_LINES = 1
@@ -60,31 +60,7 @@ class CompareTable(LineList):
     CompareTable { height: 1fr; background: $surface; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.rows: list[SpanPair] = []
-
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
-
-    def set_rows(self, rows: list[SpanPair]) -> None:
-        self.rows = rows
-        self.set_cursor_silently(0)
-        self.update_virtual_size()
-        self.refresh()
-
-    def _widths(self, width: int) -> list[int]:
-        fixed = sum(w + 1 for _, w, _ in self.COLUMNS if w)
-        return [w or max(12, width - fixed - 1) for _, w, _ in self.COLUMNS]
-
-    def render_header(self, width: int) -> Strip:
-        style = self.rich_style + Style(bold=True, reverse=True)
-        text = " ".join(fit(label, w, align) for (label, _, align), w
-                        in zip(self.COLUMNS, self._widths(width), strict=True))
-        return self.strip([(text, style)], width, style)
-
-    def row_text(self, index: int, width: int = 120) -> str:
+    def cells(self, index: int) -> list[str]:
         row = self.rows[index]
         left, right = row.left, row.right
         tok_l = left.tokens_total.total if left is not None else None
@@ -96,8 +72,7 @@ class CompareTable(LineList):
                  _signed_ms(row.duration_delta_ms),
                  fmt_count(tok_l) if tok_l else "", fmt_count(tok_r) if tok_r else "",
                  _signed(row.tokens_delta) if (tok_l or tok_r) else ""]
-        return " ".join(fit(cell, w, align) for cell, (_, _, align), w
-                        in zip(cells, self.COLUMNS, self._widths(width), strict=True))
+        return cells
 
     def render_row(self, index: int, width: int, is_cursor: bool) -> Strip:
         row = self.rows[index]

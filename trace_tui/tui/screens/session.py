@@ -26,7 +26,7 @@ from trace_tui.core.render import (
 from trace_tui.core.sessions import session_clause, session_totals
 from trace_tui.core.text import safe_text
 from trace_tui.tui.widgets.key_footer import KeyFooter
-from trace_tui.tui.widgets.line_list import LineList, fit
+from trace_tui.tui.widgets.line_list import ColumnList
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 MAX_SESSION_TRACES = 2000
 
 
-class SessionTable(LineList):
+class SessionTable(ColumnList[TraceInfo]):
     """``#  time  st  name  duration  tokens  cost  feedback``, oldest first."""
 
     HEADER_LINES = 1
@@ -51,39 +51,14 @@ class SessionTable(LineList):
     SessionTable { height: 1fr; background: $surface; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.rows: list[TraceInfo] = []
-
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
-
-    def set_rows(self, rows: list[TraceInfo]) -> None:
-        self.rows = rows
-        self.set_cursor_silently(0)
-        self.update_virtual_size()
-        self.refresh()
-
-    def _widths(self, width: int) -> list[int]:
-        fixed = sum(w + 1 for _, w, _ in self.COLUMNS if w)
-        return [w or max(12, width - fixed - 1) for _, w, _ in self.COLUMNS]
-
-    def render_header(self, width: int) -> Strip:
-        style = self.rich_style + Style(bold=True, reverse=True)
-        text = " ".join(fit(label, w, align) for (label, _, align), w
-                        in zip(self.COLUMNS, self._widths(width), strict=True))
-        return self.strip([(text, style)], width, style)
-
-    def row_text(self, index: int, width: int = 120) -> str:
+    def cells(self, index: int) -> list[str]:
         info = self.rows[index]
         status = {"ERROR": "ERR", "OK": "ok"}.get(info.state, "run")
         cells = [str(index + 1), fmt_time(info.request_time_ms, with_date=False), status,
                  info.name or info.request_preview or "(unnamed)",
                  fmt_duration(info.duration_ms), fmt_tokens(info.tokens),
                  fmt_cost(info.cost_usd), list_badges(info.tags, info.assessments)]
-        return " ".join(fit(cell, w, align) for cell, (_, _, align), w
-                        in zip(cells, self.COLUMNS, self._widths(width), strict=True))
+        return cells
 
     def render_row(self, index: int, width: int, is_cursor: bool) -> Strip:
         style = self.rich_style

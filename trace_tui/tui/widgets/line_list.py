@@ -3,7 +3,7 @@ repaints just the old and the new row (``reactive(repaint=False)`` + a region re
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -16,6 +16,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from trace_tui.core.text import safe_text
+
+RowT = TypeVar("RowT")
 
 
 def fit(text: str, width: int, align: str = "left") -> str:
@@ -206,3 +208,43 @@ class LineList(ScrollView, can_focus=True):
 
     def row_activated(self, index: int) -> None:
         """Double click (and Enter in subclasses)."""
+
+
+class ColumnList(LineList, Generic[RowT]):
+    """A ``LineList`` of fixed columns over a plain list of rows: ``COLUMNS`` is
+    ``(label, width, align)`` with width 0 for the one column that takes the rest; subclasses
+    give ``cells(index)``."""
+
+    COLUMNS: ClassVar[tuple[tuple[str, int, str], ...]] = ()
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[RowT] = []
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def set_rows(self, rows: list[RowT]) -> None:
+        self.rows = rows
+        self.set_cursor_silently(0)
+        self.update_virtual_size()
+        self.refresh()
+
+    def _widths(self, width: int) -> list[int]:
+        fixed = sum(w + 1 for _, w, _ in self.COLUMNS if w)
+        return [w or max(12, width - fixed - 1) for _, w, _ in self.COLUMNS]
+
+    def render_header(self, width: int) -> Strip:
+        style = self.rich_style + Style(bold=True, reverse=True)
+        text = " ".join(fit(label, w, align) for (label, _, align), w
+                        in zip(self.COLUMNS, self._widths(width), strict=True))
+        return self.strip([(text, style)], width, style)
+
+    def cells(self, index: int) -> list[str]:
+        raise NotImplementedError
+
+    def row_text(self, index: int, width: int = 120) -> str:
+        return " ".join(fit(cell, w, align) for cell, (_, _, align), w
+                        in zip(self.cells(index), self.COLUMNS, self._widths(width),
+                               strict=True))
