@@ -48,18 +48,7 @@ def dry_run(
     w_ms = policy.budget.window_ms
     n_windows = max(1, math.ceil((t_max - t_min + 1) / w_ms))
 
-    by_stratum: dict[str, tuple[str, list[TraceRecord]]] = {}
-    for cr in compiled:
-        name = cr.rule.name
-        keys = [(k, recs) for (rule, k), recs in pops.items() if rule == name]
-        render = cr.render
-        if render is not None:
-            keys.sort(key=_by_population(render))
-        texts = [render(k) if render is not None else None for k, _ in keys]
-        for s, (_, recs) in zip(cr.rule.ranked_strata(texts), keys, strict=True):
-            by_stratum.setdefault(s, (name, []))[1].extend(recs)
-    if (UNMATCHED, None) in pops:
-        by_stratum[UNMATCHED] = (UNMATCHED, pops[(UNMATCHED, None)])
+    by_stratum = group_by_stratum(compiled, pops)
 
     populations = {
         s: (rule, len(recs) / n_windows, sum(r.total_tokens for r in recs) / len(recs))
@@ -123,3 +112,22 @@ def dry_run_totals(df, policy: Policy | None = None) -> dict[str, Any]:
             "max_traces": b.max_traces, "max_tokens": b.max_tokens, "max_usd": b.max_usd,
         }  # fmt: skip
     return out
+
+
+def group_by_stratum(compiled: Iterable[Any], pops: dict[tuple[str, Any], list[TraceRecord]]
+                     ) -> dict[str, tuple[str, list[TraceRecord]]]:
+    """Records grouped by (rule, stratum key) -> stratum name -> (rule, records), with each
+    rule's strata named and ranked as the sampler would (overflow past ``max_keys``)."""
+    by_stratum: dict[str, tuple[str, list[TraceRecord]]] = {}
+    for cr in compiled:
+        name = cr.rule.name
+        keys = [(k, recs) for (rule, k), recs in pops.items() if rule == name]
+        render = cr.render
+        if render is not None:
+            keys.sort(key=_by_population(render))
+        texts = [render(k) if render is not None else None for k, _ in keys]
+        for s, (_, recs) in zip(cr.rule.ranked_strata(texts), keys, strict=True):
+            by_stratum.setdefault(s, (name, []))[1].extend(recs)
+    if (UNMATCHED, None) in pops:
+        by_stratum[UNMATCHED] = (UNMATCHED, pops[(UNMATCHED, None)])
+    return by_stratum

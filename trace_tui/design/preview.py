@@ -11,7 +11,7 @@ from typing import Any
 
 from samplers import Policy, TraceRecord
 from samplers.classify import UNMATCHED, compile_classifier, compile_rules
-from samplers.dryrun import _by_population
+from samplers.dryrun import group_by_stratum
 from samplers.plan import build_plan, history_from_populations
 from samplers.precision import (
     StratumDesign,
@@ -72,19 +72,7 @@ def strata_of(policy: Policy, records: list[TraceRecord]) -> dict[str, tuple[str
     for rec in records:
         cr, key = classify(rec)
         pops[(cr.rule.name, key)].append(rec)
-    out: dict[str, tuple[str, list]] = {}
-    for cr in compiled:
-        name = cr.rule.name
-        keys = [(k, recs) for (rule, k), recs in pops.items() if rule == name]
-        render = cr.render
-        if render is not None:
-            keys.sort(key=_by_population(render))
-        texts = [render(k) if render is not None else None for k, _ in keys]
-        for s, (_, recs) in zip(cr.rule.ranked_strata(texts), keys, strict=True):
-            out.setdefault(s, (name, []))[1].extend(recs)
-    if (UNMATCHED, None) in pops:
-        out[UNMATCHED] = (UNMATCHED, pops[(UNMATCHED, None)])
-    return out
+    return group_by_stratum(compiled, pops)
 
 
 def _judge_of(policy: Policy, window: DesignWindow, judge: str | None) -> str | None:
