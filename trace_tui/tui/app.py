@@ -23,6 +23,7 @@ are the surface screens and the palette call; the list state (``list_state``), f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -60,7 +61,7 @@ from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
 if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after the first frame
     from collections import deque
 
-    from trace_tui.core.client import Experiment
+    from trace_tui.core.experiments import Experiment
     from trace_tui.tui.screens.trace_view import TraceViewScreen
     from trace_tui.tui.startup import FirstPageFetch
 
@@ -310,12 +311,23 @@ class TraceExplorerApp(App[None]):
             if first is not None and self.experiment is None:
                 self.experiment = first.experiment
                 self._remember_experiment()
+            if first is not None:  # rows on screen before aiohttp is even imported
+                self.feed.show_first_page(filter_string, first.infos)
+                await self._after_refresh()
         source = await self._ensure_client()
         experiment = await self._resolve_experiment(source)
         if experiment is not None:
             same = first is not None and first.experiment.experiment_id == experiment.experiment_id
             await self.feed.run(source, experiment, filter_string,
                                 first_page=first.infos if first is not None and same else None)
+
+    async def _after_refresh(self, timeout_s: float = 0.5) -> None:
+        """Wait (bounded) until the next frame is out: an import in a thread right now
+        would compete with the paint for the GIL."""
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(painted.wait(), timeout_s)
 
     async def _resolve_experiment(self, source: TraceSource) -> Experiment | None:
         """The experiment to list (retried while the server is unreachable)."""
