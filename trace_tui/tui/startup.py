@@ -105,11 +105,22 @@ class FirstPageFetch:
         infos = [TraceInfo.from_json(t) for t in data.get("traces", [])]
         return FirstPage(self.experiment_ref, self.filter_string, exp, infos)
 
+    def take_ready(self, experiment_ref: str | None, filter_string: str) -> FirstPage | None:
+        """``take`` without waiting: None (and still takeable) while the fetch runs."""
+        if self.thread.is_alive():
+            return None
+        return self._hand_over(experiment_ref, filter_string)
+
     async def take(self, experiment_ref: str | None, filter_string: str) -> FirstPage | None:
         if self._taken:
             return None
-        self._taken = True
         await asyncio.to_thread(self.thread.join)
+        return self._hand_over(experiment_ref, filter_string)
+
+    def _hand_over(self, experiment_ref: str | None, filter_string: str) -> FirstPage | None:
+        if self._taken:
+            return None
+        self._taken = True
         got = self.result
         if got is None or (got.experiment_ref, got.filter_string) != (
                 experiment_ref, filter_string.strip()):
