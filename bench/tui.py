@@ -615,6 +615,10 @@ def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict
                "XDG_CONFIG_HOME": str(tmp / "config"), "XDG_DATA_HOME": str(tmp / "data"),
                "TRACE_TUI_CONFIG_FILE": str(tmp / "config" / "config.toml")}
         env.pop("TEXTUAL_ANIMATIONS", None)
+        # Bytecode as an installed package has it (pip compiles it; Textual's is there): with
+        # PYTHONDONTWRITEBYTECODE set, every round would compile trace-tui's sources anew
+        # (~0.2 s) and charge it to the first row. The warm-up round below writes it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         real = [sys.executable, "-m", "trace_tui", "--tracking-uri", uri]
         if experiment:
             real += ["--experiment", experiment]

@@ -54,3 +54,63 @@ async def test_an_unreachable_server_at_start_is_reported_by_the_app(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.conn_state == "reconnecting", what="reconnecting")
         assert fetch.result is None and len(app.buffer) == 0
+
+
+FETCH_ALONE = """
+import json, sys
+from trace_tui.tui.startup import FirstPageFetch
+fetch = FirstPageFetch(sys.argv[1], sys.argv[2] or None, "", timeout_s=10, rows=7).start()
+fetch.thread.join()
+page = fetch.result
+print(json.dumps({"aiohttp": "aiohttp" in sys.modules,
+                  "experiment": page and page.experiment.experiment_id,
+                  "names": page and [i.name for i in page.infos]}))
+"""
+
+
+def fetch_alone(uri: str, ref: str) -> dict[str, object]:
+    """The first page fetched in a fresh interpreter, as ``trace-tui`` does at start."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FETCH_ALONE, uri, ref], capture_output=True,
+                         text=True, check=True, timeout=60)
+    return dict(json.loads(out.stdout))
+
+
+def test_the_first_page_is_fetched_without_importing_aiohttp(
+        mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
+    """aiohttp's import (~0.14 s) would compete with Textual's for the GIL before the first
+    row: the first page comes over the standard library, by experiment name or id."""
+    name, exp = fresh_experiment
+    seed_bulk(mlflow_uri, exp, 9, seed=43)
+    for ref in (name, exp):
+        got = fetch_alone(mlflow_uri, ref)
+        assert got["aiohttp"] is False
+        assert got["experiment"] == exp
+        names = got["names"]
+        assert isinstance(names, list) and len(names) == 7 and all(names)
+
+
+async def test_the_first_page_is_on_screen_before_the_client_exists(
+        mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
+    """The rows fetched at start are shown before the aiohttp client is made, so the first
+    row's paint does not wait for aiohttp's import."""
+    name, exp = fresh_experiment
+    seed_bulk(mlflow_uri, exp, 12, seed=44)
+    fetch = FirstPageFetch(mlflow_uri, name, "", timeout_s=10, rows=4).start()
+    app = app_with(mlflow_uri, name, fetch)
+    client_when_shown: list[bool] = []
+    loaded = app.list_loaded
+
+    def spy() -> None:
+        if not client_when_shown:
+            client_when_shown.append(app._client is not None)
+        loaded()
+
+    app.list_loaded = spy  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+        assert client_when_shown == [False]
+        assert len(app.buffer) == 12

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
+from trace_tui.core.experiments import Experiment  # re-exported: its old home
 from trace_tui.core.http import RETRY_STATUSES, Credentials, api_error, is_html, transient
 from trace_tui.core.model import Assessment, TraceInfo
 from trace_tui.core.retry import Backoff, retrying
@@ -35,17 +35,6 @@ CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 READ_RETRIES = 3
 RETRY_BUDGET_S = 12.0
-@dataclass(frozen=True, slots=True)
-class Experiment:
-    experiment_id: str
-    name: str
-    lifecycle_stage: str = "active"
-    last_update_time: int = 0
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Experiment:
-        return cls(str(d.get("experiment_id", "")), str(d.get("name", "")),
-                   str(d.get("lifecycle_stage", "active")), int(d.get("last_update_time") or 0))
 
 
 class MlflowClient(SpanReads):

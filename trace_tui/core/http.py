@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import aiohttp
-
 from trace_tui.core.errors import ConfigError, MlflowApiError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -94,6 +92,8 @@ def transient(exc: BaseException) -> bool:
     """Worth a retry: no connection, no answer in time, a dropped answer, 429 or 5xx."""
     if isinstance(exc, MlflowApiError):
         return exc.status in RETRY_STATUSES
+    import aiohttp  # here, not at the top: the start path reads Credentials without aiohttp
+
     if isinstance(exc, aiohttp.InvalidURL):
         return False
     return isinstance(exc, TimeoutError | aiohttp.ClientError | OSError)

@@ -23,6 +23,7 @@ are the surface screens and the palette call; the list state (``list_state``), f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -60,9 +61,9 @@ from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
 if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after the first frame
     from collections import deque
 
-    from trace_tui.core.client import Experiment
+    from trace_tui.core.experiments import Experiment
     from trace_tui.tui.screens.trace_view import TraceViewScreen
-    from trace_tui.tui.startup import FirstPageFetch
+    from trace_tui.tui.startup import FirstPage, FirstPageFetch
 
 __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
            "compose_filter"]
@@ -135,6 +136,8 @@ class TraceExplorerApp(App[None]):
         self._client: TraceSource | None = source  # None: an MlflowClient, made on first use
         self._client_import: threading.Thread | None = None
         self._first_page = first_page if source is None else None
+        # the first page when shown at mount (already fetched), for the stream worker
+        self._first_shown: FirstPage | None = None
         if self._first_page is not None:  # its thread imports the client too
             self._client_import = self._first_page.thread
         elif source is None and "trace_tui.core.stream" not in sys.modules:
@@ -306,6 +309,11 @@ class TraceExplorerApp(App[None]):
     def explorer_mounted(self, screen: ExplorerScreen) -> None:
         self._explorer = screen
         self._update_filter_bar()
+        if self._first_page is not None:  # already fetched: the rows make the first frame
+            first = self._first_page.take_ready(self.experiment_ref, self.effective_filter)
+            if first is not None:
+                self._show_first_page(first, self.effective_filter)
+                self._first_shown = first
         self._update_status(force=True)
         self.restart_stream()
 
@@ -318,19 +326,34 @@ class TraceExplorerApp(App[None]):
     @work(exclusive=True, group="stream")
     async def _stream_worker(self, filter_string: str) -> None:
         self.feed.close()
-        first = None
-        if self._first_page is not None:  # fetched while Textual was imported
+        first, self._first_shown = self._first_shown, None  # shown at mount
+        if first is None and self._first_page is not None:  # fetched while Textual imported
             first = await self._first_page.take(self.experiment_ref, filter_string)
-            self._first_page = None
-            if first is not None and self.experiment is None:
-                self.experiment = first.experiment
-                self._remember_experiment()
+            if first is not None:
+                self._show_first_page(first, filter_string)
+        self._first_page = None
+        if first is not None:  # rows on screen before aiohttp is even imported
+            await self._after_refresh()
         source = await self._ensure_client()
         experiment = await self._resolve_experiment(source)
         if experiment is not None:
             same = first is not None and first.experiment.experiment_id == experiment.experiment_id
             await self.feed.run(source, experiment, filter_string,
                                 first_page=first.infos if first is not None and same else None)
+
+    def _show_first_page(self, first: FirstPage, filter_string: str) -> None:
+        if self.experiment is None:
+            self.experiment = first.experiment
+            self._remember_experiment()
+        self.feed.show_first_page(filter_string, first.infos)
+
+    async def _after_refresh(self, timeout_s: float = 0.5) -> None:
+        """Wait (bounded) until the next frame is out: an import in a thread right now
+        would compete with the paint for the GIL."""
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(painted.wait(), timeout_s)
 
     async def _resolve_experiment(self, source: TraceSource) -> Experiment | None:
         """The experiment to list (retried while the server is unreachable)."""

@@ -22,7 +22,8 @@ from trace_tui.tui.list_state import TraceList
 from trace_tui.tui.sources import TraceSource, supports_live
 
 if TYPE_CHECKING:  # aiohttp: imported in a thread after the first frame
-    from trace_tui.core.client import Experiment, MlflowClient
+    from trace_tui.core.client import MlflowClient
+    from trace_tui.core.experiments import Experiment
     from trace_tui.core.model import TraceInfo
     from trace_tui.core.stream import LiveStream
 
@@ -69,14 +70,11 @@ class ListFeed:
         """``first_page``: the newest traces already fetched (at start-up); shown at once,
         then the load fills the buffer around them."""
         self.close()
-        self.settler.clear()
         exp_ids = [experiment.experiment_id]
         if first_page is not None:
-            self.traces.reset()
-            self.active_filter = filter_string
-            self.traces.merge(first_page)
-            self.settler.observe(first_page, self._now_ms())
-            self.host.list_loaded()
+            self.show_first_page(filter_string, first_page)
+        else:
+            self.settler.clear()
         if not await self._load(source, exp_ids, filter_string,
                                 keep=first_page is not None):
             return
@@ -85,6 +83,15 @@ class ListFeed:
             self.host.set_conn("static")
             return
         await self._follow(cast("MlflowClient", source), exp_ids, filter_string)
+
+    def show_first_page(self, filter_string: str, first_page: list[TraceInfo]) -> None:
+        """Show the newest traces fetched at start-up, before the client exists."""
+        self.settler.clear()
+        self.traces.reset()
+        self.active_filter = filter_string
+        self.traces.merge(first_page)
+        self.settler.observe(first_page, self._now_ms())
+        self.host.list_loaded()
 
     async def _load(self, source: TraceSource, exp_ids: list[str], filter_string: str,
                     keep: bool = False) -> bool:

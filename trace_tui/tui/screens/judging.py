@@ -1,16 +1,20 @@
 """The sampling (s), evaluation (e) and review (v) screens as app hooks, sharing one
-JudgeConsole."""
+JudgeConsole. The screens are imported when first opened, not at start (they are ~50 ms of
+imports the first frame does not need)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from textual.screen import Screen
+from typing import TYPE_CHECKING
 
 from trace_tui.tui.app import ScreenHook, TraceExplorerApp
 from trace_tui.tui.console import JudgeConsole
-from trace_tui.tui.screens.evaluation import EvaluationScreen
-from trace_tui.tui.screens.sampling import SamplingScreen
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from trace_tui.tui.screens.evaluation import EvaluationScreen
+    from trace_tui.tui.screens.sampling import SamplingScreen
 
 
 def judge_screen_hooks(policy: Path | None = None,
@@ -19,10 +23,14 @@ def judge_screen_hooks(policy: Path | None = None,
 
     def sampling(app: TraceExplorerApp) -> SamplingScreen:
         _swap(app)
+        from trace_tui.tui.screens.sampling import SamplingScreen
+
         return SamplingScreen(console)
 
     def evaluation(app: TraceExplorerApp) -> EvaluationScreen:
         _swap(app)
+        from trace_tui.tui.screens.evaluation import EvaluationScreen
+
         return EvaluationScreen(console)
 
     def review(app: TraceExplorerApp) -> Screen[None]:
