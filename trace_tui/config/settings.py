@@ -13,11 +13,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trace_tui.config import paths
 from trace_tui.core.errors import ConfigError
-from trace_tui.core.span_cache import SpanCache
+
+if TYPE_CHECKING:
+    from trace_tui.core.span_cache import SpanCache
 
 ZERO_ALLOWED = frozenset({"span_cache_mb"})  # int settings where 0 means "off"
 
@@ -51,6 +53,8 @@ class Settings:
 
     def span_cache(self) -> SpanCache | None:
         """The user's span cache with this size bound (None when 0)."""
+        from trace_tui.core.span_cache import SpanCache  # not needed before the first frame
+
         return SpanCache.default(self.span_cache_mb * 1024 * 1024)
 
     @classmethod
