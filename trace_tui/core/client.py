@@ -8,6 +8,7 @@ not idempotent are sent once. No textual here.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,9 @@ CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 READ_RETRIES = 3
 RETRY_BUDGET_S = 12.0
+
+
+DATASETS = "/api/3.0/mlflow/datasets"
 
 
 class MlflowClient(SpanReads):
@@ -427,12 +431,43 @@ class MlflowClient(SpanReads):
                 return None
             raise
 
+    # ------------------------------------------------------------------ evaluation datasets
+
+    async def search_datasets(self, experiment_ids: Sequence[str],
+                              page_token: str | None = None) -> dict[str, Any]:
+        """One page of the experiments' GenAI evaluation datasets (``datasets``,
+        ``next_page_token``)."""
+        body: dict[str, Any] = {"experiment_ids": list(experiment_ids), "max_results": 1000}
+        if page_token:
+            body["page_token"] = page_token
+        return await self._request("POST", f"{DATASETS}/search", body=body)
+
+    async def create_dataset(self, name: str, experiment_ids: Sequence[str],
+                             tags: Mapping[str, str]) -> dict[str, Any]:
+        data = await self._request("POST", f"{DATASETS}/create", retry=False, body={
+            "name": name, "experiment_ids": list(experiment_ids), "tags": json.dumps(tags)})
+        return dict(data.get("dataset") or {})
+
+    async def dataset_records_page(self, dataset_id: str,
+                                   page_token: str | None = None) -> dict[str, Any]:
+        """One page of a dataset's records (``records`` is a JSON string, as served)."""
+        params: dict[str, Any] = {"max_results": 1000}
+        if page_token:
+            params["page_token"] = page_token
+        return await self._request("GET", f"{DATASETS}/{dataset_id}/records", params=params)
+
+    async def upsert_dataset_records(self, dataset_id: str,
+                                     records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Insert or update records (the server matches them on their inputs); sent once."""
+        return await self._request("POST", f"{DATASETS}/{dataset_id}/records", retry=False,
+                                   body={"records": json.dumps(records, default=str)})
+
     async def _artifact_path(self, run_id: str, path: str) -> str:
         root = str((await self.get_run(run_id)).get("info", {}).get("artifact_uri", ""))
         if not root.startswith("mlflow-artifacts:"):
-            raise MlflowApiError("UNSUPPORTED", f"run artifacts at {root!r} are not served by "
-                                 "the tracking server (start it with --serve-artifacts)",
-                                 400, "mlflow-artifacts")
+            raise MlflowApiError("UNSUPPORTED", f"run artifacts at {root!r} are not served over "
+                                 "REST by this server (only --artifacts-destination proxies "
+                                 "them)", 400, "mlflow-artifacts")
         rel = root.split("mlflow-artifacts:", 1)[1].lstrip("/")
         return f"/api/2.0/mlflow-artifacts/artifacts/{rel}/{path}"
 

@@ -25,8 +25,6 @@ from trace_tui.core.client import MlflowClient
 from trace_tui.core.model import TraceInfo
 from trace_tui.evaluation import labels
 
-BASE = "/api/3.0/mlflow/datasets"
-
 
 @dataclass
 class DatasetResult:
@@ -43,10 +41,7 @@ async def find_dataset(client: MlflowClient, name: str,
     """The dataset named ``name`` among those of the experiments, or None."""
     token = None
     while True:
-        body: dict[str, Any] = {"experiment_ids": list(experiment_ids), "max_results": 1000}
-        if token:
-            body["page_token"] = token
-        data = await client._request("POST", f"{BASE}/search", body=body)
+        data = await client.search_datasets(experiment_ids, token)
         for d in data.get("datasets") or []:
             if d.get("name") == name:
                 return dict(d)
@@ -61,20 +56,16 @@ async def ensure_dataset(client: MlflowClient, name: str,
     found = await find_dataset(client, name, experiment_ids)
     if found is not None:
         return found, False
-    data = await client._request("POST", f"{BASE}/create", retry=False, body={
-        "name": name, "experiment_ids": list(experiment_ids),
-        "tags": json.dumps({"trace_tui.created_by": "trace-tui"})})
-    return dict(data.get("dataset") or {}), True
+    created = await client.create_dataset(name, experiment_ids,
+                                          {"trace_tui.created_by": "trace-tui"})
+    return created, True
 
 
 async def dataset_records(client: MlflowClient, dataset_id: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     token = None
     while True:
-        params: dict[str, Any] = {"max_results": 1000}
-        if token:
-            params["page_token"] = token
-        data = await client._request("GET", f"{BASE}/{dataset_id}/records", params=params)
+        data = await client.dataset_records_page(dataset_id, token)
         out += json.loads(data.get("records") or "[]")
         token = data.get("next_page_token")
         if not token:
@@ -148,8 +139,7 @@ async def add_traces(client: MlflowClient, name: str, experiment_ids: Sequence[s
                         "source": {"source_type": "TRACE", "source_data": {"trace_id": tid}},
                         "tags": {"trace_tui.trace_id": tid}})
     if records:
-        data = await client._request("POST", f"{BASE}/{dataset_id}/records", retry=False,
-                                     body={"records": json.dumps(records, default=str)})
+        data = await client.upsert_dataset_records(dataset_id, records)
         result.inserted = int(data.get("inserted_count") or 0)
         result.updated = int(data.get("updated_count") or 0)
     return result
