@@ -96,6 +96,7 @@ async def test_marks_from_the_explorer_feed_dataset_add_marked(
 
     name, exp = fresh_experiment
     path, _, ids = await judged_setup(mlflow_uri, exp, tmp_path, n=4, seed=53)
+    marks.save_marks(mlflow_uri, [])  # other tests marked traces on this server
     none = await asyncio.to_thread(cli, "dataset", "add", "picked", "--policy", str(path),
                                    "--marked", uri=mlflow_uri)
     assert none.returncode == 2 and "no marked traces" in none.stderr
