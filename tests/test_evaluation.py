@@ -40,9 +40,16 @@ def flaky_judge_url() -> Iterator[str]:
     stop()
 
 
+_SEEDED: dict[tuple[str, int], str] = {}  # (server, seed) -> the experiment that took it
+
+
 def seed_known_population(uri: str, exp: str, n: int, seed: int) -> dict[str, bool]:
     """n traces whose root output carries a pass/fail marker drawn at each route's known rate;
     returns trace id -> truth."""
+    # Trace ids follow the seed (repeatable decisions), so a seed used twice on one server
+    # would put the second experiment's spans on the first one's traces: refuse it.
+    taken = _SEEDED.setdefault((uri, seed), exp)
+    assert taken == exp, f"seed {seed} already seeded experiment {taken} on {uri}: pick another"
     rng = random.Random(seed)
     # Ids from a stream of their own (a string seed), so they repeat from run to run (the
     # sampler decides from them) yet never collide with other tests' traces.

@@ -17,7 +17,7 @@ from trace_tui.evaluation import queue, review
 REVIEW = '\n[review]\nfraction = {fraction}\nmin_per_stratum = {minimum}\nsalt = "rv"\n'
 
 
-async def judged_setup(uri: str, exp: str, tmp_path: Path, *, n: int = 6, seed: int = 31,
+async def judged_setup(uri: str, exp: str, tmp_path: Path, *, n: int = 6, seed: int = 131,
                        fraction: float = 1.0, minimum: int = 0) -> tuple[Path, str, list[str]]:
     """n traces, judged (simulated) by a policy with a [review] section: (file, name, ids)."""
     truth = await asyncio.to_thread(seed_known_population, uri, exp, n, seed)

@@ -79,7 +79,7 @@ def seeded_policy(mlflow_uri: str, tmp_path_factory) -> Path:
     from trace_tui.demo.traffic import ensure_experiment
 
     exp = ensure_experiment(mlflow_uri, f"sample-output-{os.getpid()}")
-    seed_known_population(mlflow_uri, exp, 120, seed=21)
+    seed_known_population(mlflow_uri, exp, 120, seed=121)
     path = tmp_path_factory.mktemp("sample-output") / "policy.toml"
     write_policy(path, exp, "http://127.0.0.1:9/v1", rate=0.3)
     return path
@@ -122,7 +122,7 @@ def test_eval_shows_a_progress_bar_on_a_terminal(mlflow_uri: str, judge_url: str
     from trace_tui.demo.traffic import ensure_experiment
 
     exp = ensure_experiment(mlflow_uri, f"eval-bar-{os.getpid()}")
-    seed_known_population(mlflow_uri, exp, 40, seed=5)
+    seed_known_population(mlflow_uri, exp, 40, seed=105)
     policy = tmp_path / "policy.toml"
     write_policy(policy, exp, judge_url, rate=0.5)
     out, err, rc = run_on_pty(["sample", "--policy", str(policy)], mlflow_uri,

@@ -29,7 +29,7 @@ def shown(screen, selector: str) -> str:
 async def test_sampling_progress_live_counts_and_esc(mlflow_uri, fresh_experiment,
                                                      tmp_path: Path) -> None:
     name, exp = fresh_experiment
-    await asyncio.to_thread(seed_known_population, mlflow_uri, exp, 40, 21)
+    await asyncio.to_thread(seed_known_population, mlflow_uri, exp, 40, 221)
     base, stop = run_in_thread(latency_s=0.05)
     try:
         policy_file = tmp_path / "policy.toml"
