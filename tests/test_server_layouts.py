@@ -126,7 +126,7 @@ async def test_state_saved_by_earlier_versions_is_still_read(layout_servers, jud
         deadline = time.monotonic() + 60
         while len(seen) < 30 and time.monotonic() < deadline:  # fresh traces settle first
             seen.update((i.trace_id, i) for i in (await runner.stream.poll_once()).traces)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the poll cadence of a bounded wait on a condition
         assert len(seen) == 30
         infos = sorted(seen.values(), key=lambda i: (i.request_time_ms, i.trace_id))
         decisions = [runner.sampler.decide(r)

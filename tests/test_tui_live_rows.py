@@ -35,7 +35,7 @@ async def slow_export(uri: str, exp_id: str, seed: int) -> str:
     await asyncio.to_thread(post_otlp, uri, exp_id, [s for s in rest if s is not late])
     await asyncio.sleep(1.0)  # the producer's export delays, not synchronisation
     await asyncio.to_thread(post_otlp, uri, exp_id, [root])
-    await asyncio.sleep(3.5)
+    await asyncio.sleep(3.5)  # a late span, seconds after the root: the delay under test
     await asyncio.to_thread(post_otlp, uri, exp_id, [late])
     async with MlflowClient(uri) as client:
         await client.set_trace_tag("tr-" + trace_hex, "mlflow.traceName", plan.root.name)
@@ -46,7 +46,7 @@ async def slow_exports(uri: str, exp_id: str, count: int) -> list[str]:
     tasks = []
     for n in range(count):
         tasks.append(asyncio.create_task(slow_export(uri, exp_id, 900 + n)))
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.2)  # producers start apart, as live traffic does
     return list(await asyncio.gather(*tasks))
 
 
