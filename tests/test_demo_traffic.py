@@ -35,7 +35,9 @@ async def test_live_mode_logs_complete_traces_through_the_sdk(mlflow_uri: str) -
         info = tree.info
         assert info.tags["env"] == "demo" and info.tags["route"] and info.session and info.user
         assert tree.roots[0].span_type == "AGENT" and len(tree.spans) >= 4
-        assert tree.tokens.total > 0 and tree.tokens == info.tokens
+        # the stored total can miss a span under concurrent SDK export (MLflow, see
+        # mlflow-rest.md pitfall 12): then the recomputed total is flagged, never hidden
+        assert tree.tokens.total > 0 and (tree.tokens == info.tokens or tree.tokens_mismatch)
         models = {s.model for s in tree.walk() if s.span_type == "CHAT_MODEL"}
         assert models and all(models)
         assert tree.cost_usd > 0  # the server priced the LLM spans

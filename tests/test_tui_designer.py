@@ -266,7 +266,8 @@ async def test_sampling_screen_edit_shows_a_bad_edit_inline(seeded, tmp_path: Pa
         await wait_for(pilot, lambda: screen.console.loop is not None, timeout=30,
                        what="the policy opened")
         await pilot.press("E")
-        await wait_for(pilot, lambda: "fair" in screen.console.error, what="the error inline")
+        await wait_for(pilot, lambda: "fair" in screen.console.error, timeout=30,
+                       what="the error inline")  # an editor process, then lint
         line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
                     if "fair" in t)
         assert f"{path}:{line}:" in str(screen.query_one("#sampling-error").render())
