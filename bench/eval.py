@@ -165,11 +165,13 @@ class EvalRun:
 
 
 def run_eval(uri: str, policy: Path, shards: int, concurrency: int, env: dict[str, str],
-             server_pid: int) -> EvalRun:
+             server_pid: int | None = None) -> EvalRun:
+    """`trace-tui eval` in ``shards`` processes at once; server CPU only with its pid."""
     cmd = [sys.executable, "-m", "trace_tui", "eval", "--policy", str(policy),
            "--concurrency", str(concurrency)]
     run_env = {**env, "MLFLOW_TRACKING_URI": uri}
-    cpu0, server0 = children_cpu_s(), tree_cpu_s(server_pid)
+    cpu0 = children_cpu_s()
+    server0 = tree_cpu_s(server_pid) if server_pid is not None else 0.0
     t0 = time.perf_counter()
     procs = [subprocess.Popen([*cmd, "--shard", f"{i}/{shards}"], env=run_env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -183,8 +185,8 @@ def run_eval(uri: str, policy: Path, shards: int, concurrency: int, env: dict[st
         summary = json.loads(out.strip().splitlines()[-1])["summary"]
         done += summary["done"]
         work = max(work, summary["elapsed_s"])
-    return EvalRun(done, wall, work, children_cpu_s() - cpu0,
-                   tree_cpu_s(server_pid) - server0)
+    server_cpu = tree_cpu_s(server_pid) - server0 if server_pid is not None else 0.0
+    return EvalRun(done, wall, work, children_cpu_s() - cpu0, server_cpu)
 
 
 def queue_policy(uri: str, exp: str, name: str, judge_url: str, tmp: Path,

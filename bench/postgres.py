@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -34,33 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.postgres: the throwaway cluster helper
 
-from eval import policy_text, write_ceiling  # noqa: E402  (bench/eval.py, same policy)
+from eval import policy_text, run_eval, write_ceiling  # noqa: E402  (bench/eval.py)
 
 from tests.postgres import PgCluster  # noqa: E402
 from trace_tui.demo.traffic import ensure_experiment, seed_bulk  # noqa: E402
 from trace_tui.server.embedded import EmbeddedServer, free_port  # noqa: E402
-
-
-def run_eval(uri: str, policy: Path, shards: int, concurrency: int,
-             env: dict[str, str]) -> tuple[int, float, float]:
-    """(judged traces, wall seconds incl. start-up, slowest shard's work seconds)."""
-    cmd = [sys.executable, "-m", "trace_tui", "eval", "--policy", str(policy),
-           "--concurrency", str(concurrency)]
-    run_env = {**env, "MLFLOW_TRACKING_URI": uri}
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen([*cmd, "--shard", f"{i}/{shards}"], env=run_env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for i in range(shards)]
-    outs = [p.communicate() for p in procs]
-    wall = time.perf_counter() - t0
-    done, work = 0, 0.0
-    for proc, (out, err) in zip(procs, outs, strict=True):
-        if proc.returncode:
-            raise SystemExit(f"trace-tui eval failed: {err.strip()[-2000:]}")
-        summary = json.loads(out.strip().splitlines()[-1])["summary"]
-        done += summary["done"]
-        work = max(work, summary["elapsed_s"])
-    return done, wall, work
 
 
 def bench_backend(label: str, uri: str, args: argparse.Namespace, judge_url: str,
@@ -89,7 +66,8 @@ def bench_backend(label: str, uri: str, args: argparse.Namespace, judge_url: str
                                 text=True, env={**env, "MLFLOW_TRACKING_URI": uri})
         if sample.returncode:
             raise SystemExit(f"trace-tui sample failed: {sample.stderr.strip()[-2000:]}")
-        done, wall, work = run_eval(uri, policy, shards, args.concurrency, env)
+        run = run_eval(uri, policy, shards, args.concurrency, env)
+        done, wall, work = run.done, run.wall_s, run.work_s
         how = "1 process" if shards == 1 else f"{shards} shard processes"
         print(f"{label}: eval, {how} x concurrency {args.concurrency}: {done} traces in "
               f"{wall:.1f} s wall = {done / wall:.1f} traces/s ({done / work:.1f}/s over "
