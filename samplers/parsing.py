@@ -21,7 +21,14 @@ T = TypeVar("T")
 
 
 class PolicyError(ValueError):
-    """A policy file problem; the message is one line: `<file>[:line]: <key>: <what>`."""
+    """A policy file problem; the message is one line: `<file>[:line]: <key>: <what>`.
+
+    ``path`` is the key the problem is about (``policy[2].rate``), "" for the whole file.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def doc(description: str, /, **extra: Any) -> msgspec.Meta:
@@ -43,7 +50,7 @@ class Ctx:
     def fail(self, path: str, message: str) -> PolicyError:
         line = self._locate(path)
         where = f"{self.source}:{line}" if line else self.source
-        return PolicyError(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+        return PolicyError(f"{where}: {path}: {message}" if path else f"{where}: {message}", path)
 
     def _locate(self, path: str) -> int | None:
         m = re.match(r"^(?P<table>[A-Za-z_]+)(?:\[(?P<idx>\d+)\])?(?:\.(?P<key>[A-Za-z_]+))?", path)

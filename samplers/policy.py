@@ -133,6 +133,12 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         where = f"{source}:{m.group(1)}" if m else source
         raise PolicyError(f"{where}: invalid TOML: {msg}") from None
+    return policy_from_data(ctx, raw)
+
+
+def policy_from_data(ctx: Ctx, raw: dict[str, Any]) -> Policy:
+    """The policy in ``raw`` (parsed TOML); ``ctx`` locates errors in the file's text."""
+    source = ctx.source
     decl = decode(ctx, "", raw, PolicyFile)
 
     judges = _judges(ctx, decl.judge, raw.get("judge", []))

@@ -132,3 +132,40 @@ def test_diff_shows_rates_sample_and_cost(tmp_path: Path) -> None:
     assert "d@1#" in text and "d@2#" in text
     assert result.new.expected_sample == pytest.approx(2 * result.old.expected_sample, rel=0.01)
     assert load_policy  # the saved file is what `sample` reads (see test_tui_designer)
+
+
+def test_lint_reports_every_problem_in_every_section_once() -> None:
+    """Two problems in one rule, problems outside the rules, a duplicate rule name and a
+    bad condition: each reported once on its own line, nothing invented by the repairs."""
+    text = DEMO.read_text()
+    edits = [
+        ('version = "1"', 'version = "1"\ncolour = "blue"'),               # unknown top key
+        ("max_traces = 60", "max_traces = -1"),                           # budget
+        ('pacing = "even"', 'pacing = "fast"'),                           # budget, same table
+        ("confidence = 0.95", "confidence = 2"),                          # estimation
+        ("rate = 0.05", "rate = 5\nsalt_me = 1"),                         # two in one rule
+        ('allocation = "equal"', 'allocation = "even"'),                  # rule 'errors'
+        ('name = "main"', 'name = "errors"'),                             # duplicate name
+        ('{ field = "status", op = "=", value = "ERROR" }',
+         '{ field = "status", op = "~~", value = "ERROR" }'),             # bad condition op
+    ]
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    problems = lint_text(text, "p.toml")
+    lines = text.splitlines()
+    needles = ['colour = "blue"', "max_traces = -1", 'pacing = "fast"', "confidence = 2",
+               "rate = 5", "salt_me = 1", "conditions = [", 'allocation = "even"',
+               'name = "errors"']
+    assert len(problems) == len(needles), "\n".join(problems)
+    found = sorted(lines[int(p.split(":")[1]) - 1] for p in problems)
+    for needle in needles:
+        assert any(needle in line for line in found), (needle, problems)
+    assert all(p.startswith("p.toml:") and "__lint" not in p for p in problems)
+
+
+def test_lint_of_a_file_without_rules_still_checks_the_rest() -> None:
+    text = 'name = "x"\n[budget]\nmax_traces = "ten"\n'
+    assert lint_text(text, "p.toml") == [
+        "p.toml: policy: expected at least one [[policy]] rule, got none",
+        "p.toml:3: budget.max_traces: expected an integer, got 'ten'"]
