@@ -27,7 +27,8 @@ class JudgeChoice:
     name: str = ""
     model: str = DEFAULT_MODEL
     base_url: str | None = None
-    api_key_env: str | None = None
+    api_key_env: str | None = None  # the NAME of the variable holding the key, never the key
+    usd_per_1k: float | None = None  # None: the model's price in judges.MODEL_PRICES
 
     def table(self) -> dict[str, Any]:
         t = template(self.template)
@@ -38,8 +39,13 @@ class JudgeChoice:
         if self.api_key_env:
             out["api_key_env"] = self.api_key_env
         out.update(t.options)
-        out["usd_per_1k_tokens"] = price_of(self.model)
+        out["usd_per_1k_tokens"] = self.price
         return out
+
+    @property
+    def price(self) -> float:
+        """$ per 1k judge tokens: the one set here, else the model's (0 for an unknown one)."""
+        return self.usd_per_1k if self.usd_per_1k is not None else price_of(self.model)
 
     @property
     def judge_name(self) -> str:
@@ -54,6 +60,7 @@ class ExtraRule:
     type: Literal["drop", "always", "probabilistic"]
     conditions: tuple[tuple[str, str, Any], ...] = ()  # (field, op, value)
     rate: float | None = None
+    match: Literal["all", "any"] = "all"
 
     def table(self, judges: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -62,6 +69,8 @@ class ExtraRule:
                 {"field": f, "op": op} | ({} if v is None else {"value": v})
                 for f, op, v in self.conditions
             ]
+            if self.match == "any":
+                out["match"] = "any"
         if self.type == "probabilistic":
             out["rate"] = self.rate if self.rate is not None else 0.05
         if self.type != "drop" and judges:
