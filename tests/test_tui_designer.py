@@ -423,3 +423,74 @@ async def test_bucket_boundaries_of_a_numeric_field(tmp_path: Path) -> None:
         cells = str(screen.query_one("#fields", DataTable).get_row_at(
             paths.index("duration_ms"))[1])
         assert "[1500, 100000]" in cells
+
+
+async def test_typed_edits_match_sample_dry_run(seeded, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buckets, a rule with conditions and a rate, a judge's model and key variable and a
+    second judge, set in the forms: `sample --dry-run` of the saved file agrees."""
+    monkeypatch.setenv("DRYRUN_JUDGE_KEY", "never-shown-0001")
+    out = tmp_path / "typed.toml"
+    screen = DesignerScreen(out, experiment_ids=[seeded.experiment_id], since_s=MONTH_S,
+                            experiment=seeded.experiment_name)
+    app = make_app(seeded.uri, seeded.experiment_name)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: _previewed(screen), timeout=30, what="a preview")
+        assert screen.window is not None
+        await _choose_field(pilot, screen, "tags.route")
+        paths = [f.path for f in screen.window.profile.fields]
+        screen.query_one("#fields", DataTable).move_cursor(row=paths.index("duration_ms"))
+        await _submit(pilot, await _form(pilot, "u"), {"bucket-edges": "2000"})
+        await wait_for(pilot, lambda: app.screen is screen, what="buckets applied")
+        await _submit(pilot, await _form(pilot, "c"), {
+            "rule-conditions": '{ field = "status", op = "=", value = "ERROR" }',
+            "rule-rate": "0.5"})
+        await wait_for(pilot, lambda: app.screen is screen, what="rule applied")
+        await _submit(pilot, await _form(pilot, "J"), {
+            "judge-model": "openai:/gpt-4.1-mini", "judge-key-env": "DRYRUN_JUDGE_KEY"})
+        await wait_for(pilot, lambda: app.screen is screen, what="judge applied")
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: _previewed(screen) and "safety" in screen.text
+                       and "bucket(duration_ms, [2000])" in screen.text
+                       and "probabilistic-1" in screen.text and "gpt-4.1-mini" in screen.text,
+                       what="every edit previewed")
+        shown = {r.stratum: r for r in screen.result.rows}
+        cost = screen.result.cost_usd
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, out.exists, what="the saved file")
+        assert "never-shown-0001" not in app.export_screenshot()
+    text = out.read_text()
+    assert 'api_key_env = "DRYRUN_JUDGE_KEY"' in text and "never-shown-0001" not in text
+    client = MlflowClient(seeded.uri)
+    try:
+        loop = await JudgeLoop.open(client, out, seeded.experiment_name)
+        frame, totals = await loop.dry_run(MONTH_S)
+    finally:
+        await client.close()
+    rows = frame.to_dict(orient="records")
+    assert {r["stratum"] for r in rows} == set(shown)
+    assert any(s.startswith("probabilistic-1") for s in shown)
+    assert any("duration_ms=[2000,inf)" in s for s in shown)
+    for row in rows:
+        r = shown[row["stratum"]]
+        assert r.population == pytest.approx(row["population_per_window"])
+        assert r.rate == pytest.approx(row["rate"])
+        assert r.expected_sample == pytest.approx(row["expected_sample_per_window"])
+    assert cost == pytest.approx(totals["expected_cost_usd_per_window"])
+
+
+def test_help_lists_the_designer_keys_when_the_designer_can_open() -> None:
+    from textual.binding import Binding
+
+    from trace_tui.tui.screens.help import explorer_help_rows
+
+    sampling = Binding("s", "open_hook('sampling')", "Sampling", id="app.sampling")
+    ids = {row[3] for row in explorer_help_rows([sampling])}
+    for needed in ("designer.judge_settings", "designer.judge_add", "designer.judge_remove",
+                   "designer.judge_next", "designer.rule_edit", "designer.rule_new",
+                   "designer.buckets", "designer.edit_apply", "designer.edit_cancel"):
+        assert needed in ids, needed
+    assert not any(i.startswith("designer.") for i in
+                   (row[3] for row in explorer_help_rows([])))
