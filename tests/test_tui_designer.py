@@ -494,3 +494,33 @@ def test_help_lists_the_designer_keys_when_the_designer_can_open() -> None:
         assert needed in ids, needed
     assert not any(i.startswith("designer.") for i in
                    (row[3] for row in explorer_help_rows([])))
+
+
+async def test_a_files_own_judge_is_edited_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEMO, path)
+    pop = synthetic_population(3_000, routes=3, tiers=2, versions=1, seed=24)
+    screen = DesignerScreen(path, window=window_of(pop.records))
+    app = DesignerApp(screen)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        names = [j.name for j in screen.file_judges]
+        await pilot.press(*["n"] * names.index("safety"))
+        assert "▸safety" in str(screen.query_one("#designer-choices").render())
+        form = await _form(pilot, "J")
+        assert form.query_one("#judge-model", Input).value == "openai:/fake-judge"
+        await _submit(pilot, form, {"judge-model": "openai:/gpt-4o", "judge-price": "",
+                                    "judge-key-env": "SAFETY_KEY"})
+        await wait_for(pilot, lambda: app.screen is screen, what="the form closed")
+        await wait_for(pilot, lambda: _previewed(screen) and "SAFETY_KEY" in screen.text,
+                       what="the judge's new model previewed")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "SAFETY_KEY" in path.read_text(), what="saved")
+    text = path.read_text()
+    policy = parse_policy(text)
+    safety = policy.judge("safety")
+    assert safety.options["model"] == "openai:/gpt-4o" and safety.usd_per_1k_tokens == 0.003
+    assert policy.judge("relevance").options["model"] == "openai:/fake-judge"
+    assert "# Rules are tried in order" in text and policy.version == "2"
+    demo = parse_policy(DEMO.read_text())
+    assert [r.judges for r in policy.rules] == [r.judges for r in demo.rules]

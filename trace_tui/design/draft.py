@@ -96,6 +96,9 @@ class Draft:
     rules: tuple[ExtraRule, ...] = ()
     judges: tuple[JudgeChoice, ...] = field(default_factory=lambda: (JudgeChoice("relevance"),))
     description: str = ""
+    # An edited file's own judges: model, endpoint, key variable and price set on screen
+    # (matched by name; their other keys, and the rules' `judges`, stay as written).
+    judge_overrides: tuple[JudgeChoice, ...] = ()
 
     def with_(self, **changes: Any) -> Draft:
         return replace(self, **changes)
@@ -160,6 +163,11 @@ class Draft:
                     judges = tomlkit.aot()
                     doc["judge"] = judges
                 judges.append(_table(j.table()))
+        if isinstance(judges, AoT):
+            for o in self.judge_overrides:
+                target = next((t for t in judges if t.get("name") == o.name), None)
+                if target is not None:
+                    _override(target, o)
         rules = doc.get("policy")
         main = self.main_table()
         if isinstance(rules, AoT):
@@ -211,6 +219,30 @@ class Draft:
                 allocation=main.allocation, min_per_stratum=main.min_per_stratum,
                 min_rate=main.min_rate, max_keys=main.max_keys)
         return draft
+
+
+def _override(target: Table, judge: JudgeChoice) -> None:
+    """Set a declared judge's model, endpoint, key variable and price to `judge`'s (only
+    the keys that differ, so an unchanged choice leaves the file as it was)."""
+    wanted: dict[str, Any] = {"model": judge.model, "base_url": judge.base_url,
+                              "api_key_env": judge.api_key_env,
+                              "usd_per_1k_tokens": judge.price}
+    for k, v in wanted.items():
+        if v is None:
+            if k in target:
+                del target[k]
+        elif target.get(k) != v:
+            target[k] = v
+
+
+def declared_judge(decl: Any) -> JudgeChoice:
+    """A file's `[[judge]]` as the designer shows it (`template`: the scorer; its price
+    left unset when it is the model's listed one)."""
+    options = decl.options
+    model = str(options.get("model", DEFAULT_MODEL))
+    usd = None if decl.usd_per_1k_tokens == price_of(model) else decl.usd_per_1k_tokens
+    return JudgeChoice(decl.scorer, decl.name, model=model, base_url=options.get("base_url"),
+                       api_key_env=options.get("api_key_env"), usd_per_1k=usd)
 
 
 def _same_keys(old: Any, new: list[str]) -> bool:

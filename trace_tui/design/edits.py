@@ -53,11 +53,8 @@ def key_env_problem(name: str) -> str | None:
     return None
 
 
-def edit_judge(draft: Draft, index: int, *, model: str, base_url: str, key_env: str,
-               price: str) -> Draft:
-    """`draft` with judge `index`'s model, endpoint, key variable and price set (blank:
-    the default model, no endpoint, the provider's own variable, the model's price)."""
-    judge = draft.judges[index]
+def _judge(judge: JudgeChoice, model: str, base_url: str, key_env: str,
+           price: str) -> JudgeChoice:
     key_env = key_env.strip()
     problem = key_env_problem(key_env) if key_env else None
     if problem:
@@ -70,12 +67,42 @@ def edit_judge(draft: Draft, index: int, *, model: str, base_url: str, key_env: 
             raise EditError(f"price: expected $ per 1k tokens, got {price.strip()!r}") from None
         if not 0 <= usd < 1_000:
             raise EditError(f"price: expected $ per 1k tokens in [0, 1000), got {usd:g}")
-    new = JudgeChoice(judge.template, judge.name, model=model.strip() or DEFAULT_MODEL,
-                      base_url=base_url.strip() or None, api_key_env=key_env or None,
-                      usd_per_1k=usd)
+    return replace(judge, model=model.strip() or DEFAULT_MODEL,
+                   base_url=base_url.strip() or None, api_key_env=key_env or None,
+                   usd_per_1k=usd)
+
+
+def edit_judge(draft: Draft, index: int, *, model: str, base_url: str, key_env: str,
+               price: str) -> Draft:
+    """`draft` with judge `index`'s model, endpoint, key variable and price set (blank:
+    the default model, no endpoint, the provider's own variable, the model's price)."""
+    new = _judge(draft.judges[index], model, base_url, key_env, price)
     out = draft.with_(judges=(*draft.judges[:index], new, *draft.judges[index + 1:]))
     check_judges(out)
     return out
+
+
+def edit_declared_judge(draft: Draft, decl: Any, *, model: str, base_url: str, key_env: str,
+                        price: str) -> Draft:
+    """`draft` with an edited file's judge `decl` (a samplers JudgeDecl) overridden: its
+    model, endpoint, key variable and price; its other keys are checked as they are."""
+    from trace_tui.judging.spec import JudgeConfigError, JudgeSpec
+
+    from .draft import declared_judge
+
+    current = next((o for o in draft.judge_overrides if o.name == decl.name),
+                   declared_judge(decl))
+    new = _judge(current, model, base_url, key_env, price)
+    options = {k: v for k, v in decl.options.items()
+               if k not in ("model", "base_url", "api_key_env")}
+    options |= {"model": new.model} | ({"base_url": new.base_url} if new.base_url else {}) | (
+        {"api_key_env": new.api_key_env} if new.api_key_env else {})
+    try:
+        JudgeSpec.from_decl(decl.name, decl.scorer, options)
+    except JudgeConfigError as exc:
+        raise EditError(f"judge {decl.name!r}: {exc.key}: {exc.problem}") from None
+    others = tuple(o for o in draft.judge_overrides if o.name != decl.name)
+    return draft.with_(judge_overrides=(*others, new))
 
 
 def cycle_judge(draft: Draft, index: int) -> tuple[Draft, int]:
@@ -123,8 +150,6 @@ def check_judges(draft: Draft) -> None:
         try:
             JudgeSpec.from_decl(decl.name, decl.scorer, dict(decl.options))
         except JudgeConfigError as exc:
-            if exc.key == "api_key_env":
-                raise EditError(f"judge {decl.name!r}: api_key_env: {exc.problem}") from None
             raise EditError(f"judge {decl.name!r}: {exc.key}: {exc.problem}") from None
 
 

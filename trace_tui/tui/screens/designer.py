@@ -29,6 +29,7 @@ from trace_tui.design.judges import MENU
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
+    from samplers.policy import JudgeDecl
     from trace_tui.design.preview import Preview
     from trace_tui.design.window import DesignWindow
     from trace_tui.design.worker import PreviewProcess
@@ -107,6 +108,7 @@ class DesignerScreen(Screen[None]):
         self._generation = 0
         self._shown = 0  # the generation on screen
         self._process: PreviewProcess | None = None
+        self.file_judges: tuple[JudgeDecl, ...] = ()  # an edited file's [[judge]]s
         self._load_existing()
 
     @property
@@ -130,8 +132,10 @@ class DesignerScreen(Screen[None]):
             self.error = str(exc)
             self.base_text = None
             return
-        # judges=(): the file's judges and the rule's `judges` stay as written (j replaces them)
+        # judges=(): the file's judges and the rule's `judges` stay as written (j replaces
+        # them); J sets a file judge's model, endpoint and key variable (judge_overrides)
         self.draft = Draft.from_policy(policy)
+        self.file_judges = policy.judges
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -292,21 +296,24 @@ class DesignerScreen(Screen[None]):
             return
         self._change(judges=draft.judges)
 
+    def _judge_count(self) -> int:
+        return len(self.draft.judges) or len(self.file_judges)
+
     def action_next_judge(self) -> None:
-        if self.draft.judges:
-            self.judge_index = (self.judge_index + 1) % len(self.draft.judges)
+        if self._judge_count():
+            self.judge_index = (self.judge_index + 1) % self._judge_count()
             self._show_choices()
 
     def action_judge_settings(self) -> None:
         """A form for the selected judge's model, endpoint, key variable and price."""
         from trace_tui.tui.screens.designer_edits import judge_form
 
-        if not self.draft.judges:
-            self.notify("the file's judges are edited in $EDITOR (j adds one from the menu)",
-                        severity="warning")
+        if not self._judge_count():
+            self.notify("no judge yet (j picks one from the menu)", severity="warning")
             return
-        self.judge_index = min(self.judge_index, len(self.draft.judges) - 1)
-        self.app.push_screen(judge_form(self.draft, self.judge_index), self._edited)
+        self.judge_index = min(self.judge_index, self._judge_count() - 1)
+        self.app.push_screen(judge_form(self.draft, self.judge_index, self.file_judges),
+                             self._edited)
 
     def action_edit_rule(self, new: bool) -> None:
         """A form for the last rule before the main one (new: another rule)."""
@@ -376,8 +383,9 @@ class DesignerScreen(Screen[None]):
             self.notify("nothing to test yet", severity="warning")
             return
         judges = [j.name for j in parse_policy(self.text).judges]
-        i = min(self.judge_index, len(self.draft.judges) - 1)
-        judge = self.draft.judges[i].judge_name if self.draft.judges else (judges or [""])[0]
+        i = min(self.judge_index, max(self._judge_count(), 1) - 1)
+        judge = (self.draft.judges[i].judge_name if self.draft.judges
+                 else judges[i] if i < len(judges) else "")
         if not judge:
             self.notify("the draft has no judge (j picks one)", severity="warning")
             return
@@ -488,14 +496,18 @@ class DesignerScreen(Screen[None]):
 
     def _show_choices(self) -> None:
         from trace_tui.core.uri import redact_uri
+        from trace_tui.design.draft import declared_judge
 
         d = self.draft
+        overrides = {o.name: o for o in d.judge_overrides}
+        shown = d.judges or tuple(overrides.get(j.name, declared_judge(j))
+                                  for j in self.file_judges)
         judge = " ".join(
-            f"{'▸' if i == self.judge_index and len(d.judges) > 1 else ''}{j.judge_name} "
+            f"{'▸' if i == self.judge_index and len(shown) > 1 else ''}{j.judge_name} "
             f"({j.model}, ${j.price:g}/1k"
             f"{', ' + redact_uri(j.base_url) if j.base_url else ''}"
             f"{', key $' + j.api_key_env if j.api_key_env else ''})"
-            for i, j in enumerate(d.judges)) or "as in the file"
+            for i, j in enumerate(shown)) or "none"
         amount = (f"${d.budget:.2f}" if d.budget_kind == "usd"
                   else f"{d.budget:,.0f} {d.budget_kind}")
         self.query_one("#designer-choices", SafeStatic).update(

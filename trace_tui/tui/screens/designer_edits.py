@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -17,12 +17,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select
 
-from trace_tui.design.draft import Draft
+from trace_tui.design.draft import Draft, declared_judge
 from trace_tui.design.edits import (
     ENV_NAME,
     RULE_TYPES,
     EditError,
     conditions_text,
+    edit_declared_judge,
     edit_judge,
     edit_rule,
     key_env_problem,
@@ -31,6 +32,9 @@ from trace_tui.design.edits import (
 from trace_tui.design.judges import price_of, template
 from trace_tui.design.profile import FieldProfile
 from trace_tui.tui.widgets.safe import SafeLabel, SafeStatic
+
+if TYPE_CHECKING:
+    from samplers.policy import JudgeDecl
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,10 @@ class EditForm(ModalScreen[Draft | None]):
         self.dismiss(None)
 
 
-def judge_hint(template_name: str) -> Callable[[dict[str, str]], str]:
+def judge_hint(scorer: str, trace_aware: bool, est_tokens: int
+               ) -> Callable[[dict[str, str]], str]:
     """Price and tokens for the model typed, and whether the key variable is set (its
     value is never read out)."""
-    t = template(template_name)
 
     def hint(values: dict[str, str]) -> str:
         model = values.get("judge-model", "").strip() or "the default model"
@@ -144,15 +148,24 @@ def judge_hint(template_name: str) -> Callable[[dict[str, str]], str]:
             key = f"key variable {env}: {'set' if os.environ.get(env) else 'NOT set'} here"
         else:
             key = "key variable: must be a NAME (letters, digits, _), not the key"
-        kind = "trace-aware" if t.trace_aware else "outputs-based"
-        return f"{t.scorer} ({kind}, ~{t.est_tokens:,} tokens a trace) · {cost}\n{key}"
+        kind = "trace-aware" if trace_aware else "outputs-based"
+        return f"{scorer} ({kind}, ~{est_tokens:,} tokens a trace) · {cost}\n{key}"
 
     return hint
 
 
-def judge_form(draft: Draft, index: int) -> EditForm:
-    """Judge `index`'s model, endpoint (base_url), API key variable and price."""
-    j = draft.judges[index]
+def judge_form(draft: Draft, index: int, decls: tuple[JudgeDecl, ...] = ()) -> EditForm:
+    """The model, endpoint (base_url), API key variable and price of the draft's judge
+    `index`, or (the draft has none: an edited file) of the file's judge `decls[index]`."""
+    if draft.judges:
+        j = draft.judges[index]
+        t = template(j.template)
+        hint = judge_hint(t.scorer, t.trace_aware, t.est_tokens)
+    else:
+        decl = decls[index]
+        j = next((o for o in draft.judge_overrides if o.name == decl.name),
+                 declared_judge(decl))
+        hint = judge_hint(decl.scorer, decl.trace_aware, decl.est_tokens)
     price = "" if j.usd_per_1k is None else f"{j.usd_per_1k:g}"
     fields = [
         FormField("judge-model", "model (MLflow model URI)", j.model, "openai:/gpt-4o-mini"),
@@ -165,10 +178,13 @@ def judge_form(draft: Draft, index: int) -> EditForm:
     ]
 
     def apply(v: dict[str, str]) -> Draft:
-        return edit_judge(draft, index, model=v["judge-model"], base_url=v["judge-base-url"],
-                          key_env=v["judge-key-env"], price=v["judge-price"])
+        values = {"model": v["judge-model"], "base_url": v["judge-base-url"],
+                  "key_env": v["judge-key-env"], "price": v["judge-price"]}
+        if draft.judges:
+            return edit_judge(draft, index, **values)
+        return edit_declared_judge(draft, decls[index], **values)
 
-    return EditForm(f"Judge {j.judge_name}", fields, apply, judge_hint(j.template))
+    return EditForm(f"Judge {j.judge_name}", fields, apply, hint)
 
 
 def rule_form(draft: Draft, new: bool) -> EditForm:
