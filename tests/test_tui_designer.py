@@ -524,3 +524,33 @@ async def test_a_files_own_judge_is_edited_in_place(tmp_path: Path) -> None:
     assert "# Rules are tried in order" in text and policy.version == "2"
     demo = parse_policy(DEMO.read_text())
     assert [r.judges for r in policy.rules] == [r.judges for r in demo.rules]
+
+
+async def test_a_rule_written_into_an_opened_file_and_removed_again(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    shutil.copy(DEMO, path)
+    pop = synthetic_population(3_000, routes=3, tiers=2, versions=1, seed=25)
+    screen = DesignerScreen(path, window=window_of(pop.records))
+    app = DesignerApp(screen)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        await _submit(pilot, await _form(pilot, "C"), {
+            "rule-conditions": '{ field = "tags.route", op = "exists" }', "rule-rate": "3%"})
+        await wait_for(pilot, lambda: _previewed(screen) and "probabilistic-1" in screen.text,
+                       what="the rule previewed")
+        rows = [r for r in screen.result.rows if r.rule == "probabilistic-1"]
+        assert rows and rows[0].rate == pytest.approx(0.03)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "probabilistic-1" in path.read_text(), what="saved")
+        names = [r.name for r in parse_policy(path.read_text()).rules]
+        assert names == ["drop-eval-runs", "untagged", "errors", "probabilistic-1", "main"]
+        assert "# Rules are tried in order" in path.read_text()
+        await pilot.press("R")
+        await wait_for(pilot, lambda: _previewed(screen)
+                       and "probabilistic-1" not in screen.text, what="the rule removed")
+        assert not any(r.rule == "probabilistic-1" for r in screen.result.rows)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "probabilistic-1" not in path.read_text(),
+                       what="saved without it")
+    names = [r.name for r in parse_policy(path.read_text()).rules]
+    assert names == ["drop-eval-runs", "untagged", "errors", "main"]

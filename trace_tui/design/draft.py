@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import tomlkit
 from tomlkit.items import AoT, Table
@@ -99,6 +99,8 @@ class Draft:
     # An edited file's own judges: model, endpoint, key variable and price set on screen
     # (matched by name; their other keys, and the rules' `judges`, stay as written).
     judge_overrides: tuple[JudgeChoice, ...] = ()
+    # An edited file's rules the designer wrote and then removed (R), deleted by name.
+    removed_rules: tuple[str, ...] = ()
 
     def with_(self, **changes: Any) -> Draft:
         return replace(self, **changes)
@@ -191,7 +193,33 @@ class Draft:
                         target[k] = v
         else:
             doc["policy"] = _aot([main])
+        self._apply_rules(cast(AoT, doc["policy"]), main["name"])
         return bump_if_changed(text, tomlkit.dumps(doc))
+
+    def _apply_rules(self, rules: AoT, main: str) -> None:
+        """The designer's extra rules in an edited file: each written (by name) just before
+        the main rule, or set in place when the file has it (from an earlier save); the
+        ones removed with R deleted. The file's other rules stay as written."""
+        judges = [j.judge_name for j in self.judges]
+        for name in self.removed_rules:
+            at = next((i for i, t in enumerate(rules) if t.get("name") == name), None)
+            if at is not None and name not in {r.name for r in self.rules}:
+                del rules[at]
+        for rule in self.rules:
+            values = rule.table(judges)
+            target = next((t for t in rules if t.get("name") == rule.name), None)
+            if target is None:
+                at = next((i for i, t in enumerate(rules) if t.get("name") == main),
+                          len(rules))
+                table = _table(values)
+                table.add(tomlkit.nl())
+                rules.insert(at, table)
+                continue
+            for k in [k for k in target if k not in values]:
+                del target[k]
+            for k, v in values.items():
+                if target.get(k) != v:
+                    target[k] = _value(v)
 
     # ------------------------------------------------------------------ reading
 
@@ -265,8 +293,21 @@ def _key_spec(k: Any) -> str:
 def _table(values: dict[str, Any]) -> Table:
     t = tomlkit.table()
     for k, v in values.items():
-        t.add(k, v)
+        t.add(k, _value(v))
     return t
+
+
+def _value(v: Any) -> Any:
+    """A list of tables (a rule's conditions) as one array of inline tables, as the docs
+    write them, rather than `[[policy.conditions]]` sections."""
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        out = tomlkit.array()
+        for x in v:
+            inline = tomlkit.inline_table()
+            inline.update(x)
+            out.append(inline)
+        return out
+    return v
 
 
 def _aot(tables: Any) -> AoT:

@@ -204,20 +204,22 @@ def parse_rate(text: str) -> float | None:
         raise EditError(f"rate: expected a number like 0.05 or 5%, got {text!r}") from None
 
 
+def rule_name(draft: Draft, kind: str, reserved: frozenset[str] = frozenset()) -> str:
+    """`drop-1`, `always-2`, ...: not used by the draft nor by the file (`reserved`)."""
+    used = {r.name for r in draft.rules} | reserved
+    return next(f"{kind}-{i}" for i in range(1, len(used) + 2) if f"{kind}-{i}" not in used)
+
+
 def edit_rule(draft: Draft, index: int | None, *, kind: str, conditions: str, match: str,
-              rate: str) -> Draft:
+              rate: str, reserved: frozenset[str] = frozenset()) -> Draft:
     """`draft` with rule `index` (None: a new one, last before the main rule) set; checked
-    by the policy schema."""
+    by the policy schema. `reserved`: an edited file's rule names."""
     if kind not in RULE_TYPES:
         raise EditError(f"type: expected one of {', '.join(RULE_TYPES)}, got {kind!r}")
     if match not in ("all", "any"):
         raise EditError(f"match: expected all or any, got {match!r}")
     rules = list(draft.rules)
-    if index is None:
-        used = {r.name for r in rules}
-        name = next(f"{kind}-{i}" for i in range(1, len(rules) + 2) if f"{kind}-{i}" not in used)
-    else:
-        name = rules[index].name
+    name = rule_name(draft, kind, reserved) if index is None else rules[index].name
     rule = ExtraRule(name, cast(Any, kind), parse_conditions(conditions),
                      parse_rate(rate) if kind == "probabilistic" else None, cast(Any, match))
     if index is None:

@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 from samplers import MISSING
 from trace_tui.core.text import safe_text
 from trace_tui.design.draft import Draft, JudgeChoice
-from trace_tui.design.edits import EditError, add_judge, cycle_judge, remove_judge
+from trace_tui.design.edits import EditError, add_judge, cycle_judge, remove_judge, rule_name
 from trace_tui.design.judges import MENU
 from trace_tui.tui.widgets.safe import SafeStatic
 
@@ -109,6 +109,7 @@ class DesignerScreen(Screen[None]):
         self._shown = 0  # the generation on screen
         self._process: PreviewProcess | None = None
         self.file_judges: tuple[JudgeDecl, ...] = ()  # an edited file's [[judge]]s
+        self.file_rules: frozenset[str] = frozenset()  # and its rule names
         self._load_existing()
 
     @property
@@ -136,6 +137,7 @@ class DesignerScreen(Screen[None]):
         # them); J sets a file judge's model, endpoint and key variable (judge_overrides)
         self.draft = Draft.from_policy(policy)
         self.file_judges = policy.judges
+        self.file_rules = frozenset(r.name for r in policy.rules)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -319,7 +321,7 @@ class DesignerScreen(Screen[None]):
         """A form for the last rule before the main one (new: another rule)."""
         from trace_tui.tui.screens.designer_edits import rule_form
 
-        self.app.push_screen(rule_form(self.draft, new), self._edited)
+        self.app.push_screen(rule_form(self.draft, new, self.file_rules), self._edited)
 
     def action_buckets(self) -> None:
         """A form for the selected numeric field's bucket boundaries (it becomes a key)."""
@@ -363,17 +365,16 @@ class DesignerScreen(Screen[None]):
             nxt = next((i + 1 for i, c in enumerate(choices) if c == current), len(choices))
         if nxt < len(choices):
             op, value = choices[nxt]
-            used = {r.name for r in rules}
-            name = next(f"{kind}-{i}" for i in range(1, len(rules) + 2)
-                        if f"{kind}-{i}" not in used)
+            name = rule_name(self.draft.with_(rules=tuple(rules)), kind, self.file_rules)
             rule = ExtraRule(name, cast(Any, kind), ((f.path, op, value),),
                              0.05 if kind == "probabilistic" else None)
             rules.insert(at if at is not None else len(rules), rule)
         self._change(rules=tuple(rules))
 
     def action_remove_rule(self) -> None:
-        if self.draft.rules:
-            self._change(rules=self.draft.rules[:-1])
+        if self.draft.rules:  # an edited file loses it too, if an earlier save wrote it
+            self._change(rules=self.draft.rules[:-1],
+                         removed_rules=(*self.draft.removed_rules, self.draft.rules[-1].name))
 
     def action_test_judge(self) -> None:
         """The draft's first judge on one trace of the selected stratum."""

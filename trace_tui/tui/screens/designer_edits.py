@@ -187,7 +187,7 @@ def judge_form(draft: Draft, index: int, decls: tuple[JudgeDecl, ...] = ()) -> E
     return EditForm(f"Judge {j.judge_name}", fields, apply, hint)
 
 
-def rule_form(draft: Draft, new: bool) -> EditForm:
+def rule_form(draft: Draft, new: bool, reserved: frozenset[str] = frozenset()) -> EditForm:
     """The last rule before the main one (`new`, or no rule yet: another one): its type,
     conditions as the file writes them, match, and the probabilistic rule's rate."""
     index = None if new or not draft.rules else len(draft.rules) - 1
@@ -206,7 +206,7 @@ def rule_form(draft: Draft, new: bool) -> EditForm:
 
     def apply(v: dict[str, str]) -> Draft:
         return edit_rule(draft, index, kind=v["rule-type"], conditions=v["rule-conditions"],
-                         match=v["rule-match"], rate=v["rule-rate"])
+                         match=v["rule-match"], rate=v["rule-rate"], reserved=reserved)
 
     title = f"Rule {rule.name}" if rule else "New rule (before the main one)"
     return EditForm(title, fields, apply)
