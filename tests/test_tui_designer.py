@@ -361,13 +361,15 @@ async def test_rule_conditions_and_rate_from_the_rule_form(tmp_path: Path) -> No
     pop = synthetic_population(4_000, routes=3, tiers=2, versions=1, error_rate=0.1, seed=22)
     screen = DesignerScreen(out, window=window_of(pop.records))
     app = DesignerApp(screen)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=SMALL) as pilot:
         await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
         form = await _form(pilot, "c")  # no rule yet: a new one
         await _submit(pilot, form, {"rule-conditions":
                                     '{ field = "status", op = "~", value = "ERROR" }'})
         error = str(form.query_one("#edit-error").render())
         assert "conditions[0].op" in error and "\n" not in error.strip()
+        line = form.query_one("#edit-error").region  # on screen at 80x24, one line
+        assert line.height == 1 and line.bottom <= SMALL[1]
         assert app.screen is form and screen.draft.rules == ()
         await _submit(pilot, form, {"rule-conditions": "{ field = status }"})
         assert "not TOML" in str(form.query_one("#edit-error").render())

@@ -59,11 +59,12 @@ class EditForm(ModalScreen[Draft | None]):
     DEFAULT_CSS = """
     EditForm { align: center middle; }
     EditForm > Vertical {
-        width: 90; height: auto; max-height: 95%; border: thick $primary;
+        width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $primary;
         background: $surface; padding: 0 1;
     }
-    EditForm SafeLabel { margin-top: 1; }
-    EditForm #edit-hint { height: auto; color: $text-muted; }
+    EditForm SafeLabel { margin-top: 1; color: $text-muted; }
+    EditForm Input, EditForm Select { background: $boost; }
+    EditForm #edit-hint { height: auto; margin-top: 1; color: $text-muted; }
     EditForm #edit-error { height: 1; color: $error; }
     """
 
@@ -84,9 +85,9 @@ class EditForm(ModalScreen[Draft | None]):
                 yield SafeLabel(f.label)
                 if f.choices:
                     yield Select([(c, c) for c in f.choices], value=f.value,
-                                 allow_blank=False, id=f.id)
+                                 allow_blank=False, id=f.id, compact=True)
                 else:
-                    yield Input(f.value, placeholder=f.placeholder, id=f.id)
+                    yield Input(f.value, placeholder=f.placeholder, id=f.id, compact=True)
             yield SafeStatic("", id="edit-hint")
             yield SafeStatic("", id="edit-error", multiline=False)
 
