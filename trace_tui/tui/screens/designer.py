@@ -80,7 +80,7 @@ class DesignerScreen(Screen[None]):
     DEFAULT_CSS = """
     DesignerScreen #designer-title { height: 1; background: $boost; padding: 0 1; }
     DesignerScreen #fields { height: 7; }
-    DesignerScreen #designer-choices { height: 3; padding: 0 1; }
+    DesignerScreen #designer-choices { height: auto; max-height: 5; padding: 0 1; }
     DesignerScreen #preview { height: 1fr; }
     DesignerScreen #designer-totals { height: 2; padding: 0 1; }
     DesignerScreen #designer-test { height: auto; max-height: 3; padding: 0 1; }
@@ -377,7 +377,7 @@ class DesignerScreen(Screen[None]):
                          removed_rules=(*self.draft.removed_rules, self.draft.rules[-1].name))
 
     def action_test_judge(self) -> None:
-        """The draft's first judge on one trace of the selected stratum."""
+        """The selected judge (n) on one trace of the selected stratum."""
         from samplers import parse_policy
 
         if self.result is None or self.window is None or not self.result.rows:
