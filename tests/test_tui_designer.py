@@ -15,6 +15,7 @@ from typing import cast
 import pytest
 from textual import events
 from textual.app import App
+from textual.binding import Binding
 from textual.widgets import DataTable, Input, Select
 
 from samplers import parse_policy
@@ -484,8 +485,6 @@ async def test_typed_edits_match_sample_dry_run(seeded, tmp_path: Path,
 
 
 def test_help_lists_the_designer_keys_when_the_designer_can_open() -> None:
-    from textual.binding import Binding
-
     from trace_tui.tui.screens.help import explorer_help_rows
 
     sampling = Binding("s", "open_hook('sampling')", "Sampling", id="app.sampling")
@@ -556,3 +555,16 @@ async def test_a_rule_written_into_an_opened_file_and_removed_again(tmp_path: Pa
                        what="saved without it")
     names = [r.name for r in parse_policy(path.read_text()).rules]
     assert names == ["drop-eval-runs", "untagged", "errors", "main"]
+
+
+def test_readme_and_designer_doc_list_every_designer_key() -> None:
+    root = Path(__file__).parents[1]
+    readme = next(line for line in (root / "README.md").read_text().splitlines()
+                  if line.startswith("| designer"))
+    doc = (root / "docs" / "designer.md").read_text()
+    names = {"escape": "esc", "plus": "+", "minus": "-"}
+    for b in DesignerScreen.BINDINGS:
+        assert isinstance(b, Binding)
+        key = f"`{names.get(b.key, b.key)}`"
+        assert key in readme, (key, "README.md")
+        assert key in doc, (key, "docs/designer.md")
