@@ -189,3 +189,19 @@ def test_typed_edits_round_trip_and_refuse_what_the_schema_refuses(
     assert (i, [j.template for j in one.judges]) == (0, ["guidelines"])
     with pytest.raises(EditError):
         remove_judge(one, 0)
+
+
+def test_editing_key_fields_keeps_the_files_labels() -> None:
+    """Stratum names carry the labels: adding a field or moving a bucket boundary must not
+    rename the strata the file already has."""
+    text = DEMO.read_text().replace(
+        '{ field = "tags.`app.version`", label = "version" },',
+        '{ field = "duration_ms", label = "latency", buckets = [1000, 5000] },')
+    draft = Draft.from_policy(parse_policy(text))
+    assert draft.key_fields == ("tags.route", "tags.customer_tier",
+                                "bucket(duration_ms, [1000, 5000])")
+    edited = draft.with_(key_fields=("tags.route", "tags.customer_tier",
+                                     "bucket(duration_ms, [2000])", "status"))
+    main = parse_policy(edited.apply_to(text)).rules[-1]
+    assert [(k.label, k.buckets) for k in main.key_fields] == [
+        ("route", None), ("tier", None), ("latency", (2000.0,)), ("status", None)]

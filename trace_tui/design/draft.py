@@ -187,8 +187,10 @@ class Draft:
                     if k in target and k not in main:
                         del target[k]
                 for k, v in main.items():
-                    if k == "key_fields" and _same_keys(target.get(k), v):
-                        continue  # keep labels and layout of an equivalent key
+                    if k == "key_fields":
+                        if not _same_keys(target.get(k), v):  # else: keep it as written
+                            target[k] = _merged_keys(target.get(k), v)
+                        continue
                     if target.get(k) != v:
                         target[k] = v
         else:
@@ -282,6 +284,36 @@ def _same_keys(old: Any, new: list[str]) -> bool:
     except (ValueError, TypeError):
         return False
     return [(k.field, k.buckets) for k in a] == [(k.field, k.buckets) for k in b]
+
+
+def _merged_keys(old: Any, new: list[str]) -> Any:
+    """`new` key fields, each keeping the file's entry for the same field: as written when
+    its buckets are the same, its label (so the stratum names) when only they changed."""
+    from samplers.strata import parse_key_field
+
+    olds = []
+    for x in old or []:
+        raw = x.unwrap() if hasattr(x, "unwrap") else x
+        try:
+            olds.append((parse_key_field(raw), raw))
+        except (ValueError, TypeError):
+            continue
+    out = tomlkit.array()
+    for spec in new:
+        key = parse_key_field(spec)
+        found = next(((k, raw) for k, raw in olds if k.field == key.field), None)
+        if found is None:
+            out.append(spec)
+        elif isinstance(found[1], dict):
+            entry = {k: v for k, v in found[1].items() if k != "buckets"}
+            if key.buckets:
+                entry["buckets"] = [int(b) if b.is_integer() else b for b in key.buckets]
+            inline = tomlkit.inline_table()
+            inline.update(entry)
+            out.append(inline)
+        else:
+            out.append(found[1] if found[0].buckets == key.buckets else spec)
+    return out.multiline(len(out) > 2)
 
 
 def _key_spec(k: Any) -> str:
