@@ -568,3 +568,30 @@ def test_readme_and_designer_doc_list_every_designer_key() -> None:
         key = f"`{names.get(b.key, b.key)}`"
         assert key in readme, (key, "README.md")
         assert key in doc, (key, "docs/designer.md")
+
+
+async def test_budget_amount_unit_and_window_typed(tmp_path: Path) -> None:
+    out = tmp_path / "w.toml"
+    pop = synthetic_population(3_000, routes=3, tiers=2, versions=1, seed=26)
+    screen = DesignerScreen(out, window=window_of(pop.records))
+    app = DesignerApp(screen)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: _previewed(screen), what="the first preview")
+        before = screen.result  # 1h windows
+        form = await _form(pilot, "w")
+        await _submit(pilot, form, {"budget-window": "1 fortnight"})
+        assert "budget.window" in str(form.query_one("#edit-error").render())
+        await _submit(pilot, form, {"budget-amount": "2.5"})
+        assert "whole number" in str(form.query_one("#edit-error").render())
+        await _submit(pilot, form, {"budget-amount": "$0.75", "budget-kind": "usd",
+                                    "budget-window": "10m"})
+        await wait_for(pilot, lambda: _previewed(screen) and "max_usd = 0.75" in screen.text,
+                       what="the typed budget previewed")
+        assert screen.result is not None and before is not None
+        assert screen.result.cost_usd <= 0.75
+        per_window = sum(r.population for r in screen.result.rows)
+        assert per_window == pytest.approx(sum(r.population for r in before.rows) / 6)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, out.exists, what="saved")
+    budget = parse_policy(out.read_text()).budget
+    assert (budget.max_usd, budget.window_s) == (0.75, 600)

@@ -18,7 +18,7 @@ import tomlkit
 from samplers import PolicyError, parse_policy
 from samplers.strata import parse_key_field
 
-from .draft import Draft, ExtraRule, JudgeChoice
+from .draft import BUDGET_KEYS, Draft, ExtraRule, JudgeChoice
 from .judges import DEFAULT_MODEL, MENU
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -227,6 +227,28 @@ def edit_rule(draft: Draft, index: int | None, *, kind: str, conditions: str, ma
     else:
         rules[index] = rule
     out = draft.with_(rules=tuple(rules))
+    _parse(out)
+    return out
+
+
+# ---------------------------------------------------------------------- budget
+
+
+def edit_budget(draft: Draft, *, amount: str, kind: str, window: str) -> Draft:
+    """`draft` with its budget: `amount` traces, judge tokens or dollars (`kind`) per
+    `window` (`10m`, `1h`, `1d`), checked as `[budget]` is."""
+    if kind not in BUDGET_KEYS:
+        raise EditError(f"unit: expected one of {', '.join(BUDGET_KEYS)}, got {kind!r}")
+    text = amount.strip().lstrip("$").replace("_", "").replace(",", "")
+    try:
+        value = float(text)
+    except ValueError:
+        raise EditError(f"amount: expected a number, got {amount.strip()!r}") from None
+    if kind != "usd":
+        if not value.is_integer():
+            raise EditError(f"amount: expected a whole number of {kind}, got {text}")
+        value = int(value)
+    out = draft.with_(budget=value, budget_kind=cast(Any, kind), window=window.strip())
     _parse(out)
     return out
 

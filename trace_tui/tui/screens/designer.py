@@ -51,6 +51,7 @@ class DesignerScreen(Screen[None]):
         Binding("b", "budget(1)", "Budget+", id="designer.budget_up"),
         Binding("B", "budget(-1)", "Budget-", show=False, id="designer.budget_down"),
         Binding("k", "budget_kind", "Unit", id="designer.budget_kind"),
+        Binding("w", "budget_form", "Budget/window", show=False, id="designer.budget_form"),
         Binding("a", "allocation", "Allocation", id="designer.allocation"),
         Binding("m", "min_per_stratum(1)", "Min+", show=False, id="designer.min_up"),
         Binding("M", "min_per_stratum(-1)", "Min-", show=False, id="designer.min_down"),
@@ -257,6 +258,12 @@ class DesignerScreen(Screen[None]):
         if self.draft.budget_kind != "usd":
             amount = max(1, round(amount))
         self._change(budget=amount)
+
+    def action_budget_form(self) -> None:
+        """A form for the budget's amount, unit and window."""
+        from trace_tui.tui.screens.designer_edits import budget_form
+
+        self.app.push_screen(budget_form(self.draft), self._edited)
 
     def action_budget_kind(self) -> None:
         i = (BUDGET_KINDS.index(self.draft.budget_kind) + 1) % len(BUDGET_KINDS)

@@ -1,7 +1,8 @@
-"""The designer's typed edits, each a small form: a judge's model, endpoint and API key
-variable; a rule's type, conditions (the policy file's own syntax), match and rate; a numeric
-field's bucket boundaries. `enter` checks the form (trace_tui.design.edits, the policy
-schema): a problem stays on the form as one line, a valid edit closes it with the new draft."""
+"""The designer's typed edits, each a small form: the budget (amount, unit, window); a
+judge's model, endpoint and API key variable; a rule's type, conditions (the policy file's
+own syntax), match and rate; a numeric field's bucket boundaries. `enter` checks the form
+(trace_tui.design.edits, the policy schema): a problem stays on the form as one line, a
+valid edit closes it with the new draft."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select
 
-from trace_tui.design.draft import Draft, declared_judge
+from trace_tui.design.draft import BUDGET_KEYS, Draft, declared_judge
 from trace_tui.design.edits import (
     ENV_NAME,
     RULE_TYPES,
     EditError,
     conditions_text,
+    edit_budget,
     edit_declared_judge,
     edit_judge,
     edit_rule,
@@ -234,3 +236,19 @@ def bucket_form(draft: Draft, f: FieldProfile) -> EditForm:
     return EditForm(f"Buckets of {f.path}", [FormField(
         "bucket-edges", f"boundaries, ascending (quartiles: {quartiles or 'none'})", edges,
         "1000, 5000")], apply)
+
+
+def budget_form(draft: Draft) -> EditForm:
+    """The budget: an amount of traces, judge tokens or dollars per window."""
+    amount = f"{draft.budget:g}" if draft.budget_kind == "usd" else f"{int(draft.budget)}"
+    fields = [
+        FormField("budget-amount", "amount per window", amount, "100"),
+        FormField("budget-kind", "unit", draft.budget_kind, choices=tuple(BUDGET_KEYS)),
+        FormField("budget-window", "window (e.g. 10m, 1h, 1d)", draft.window, "1h"),
+    ]
+
+    def apply(v: dict[str, str]) -> Draft:
+        return edit_budget(draft, amount=v["budget-amount"], kind=v["budget-kind"],
+                           window=v["budget-window"])
+
+    return EditForm("Budget", fields, apply)

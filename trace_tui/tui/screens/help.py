@@ -126,7 +126,7 @@ def explorer_help_rows(app_bindings: Sequence[BindingType]) -> list[tuple[str, .
 
         designer.append(("designer", [
             *DesignerScreen.BINDINGS, *EditForm.BINDINGS,
-            Binding("enter", "apply", "Apply a form (J, c, C, u)", id="designer.edit_apply")]))
+            Binding("enter", "apply", "Apply a form (w, J, c, C, u)", id="designer.edit_apply")]))
     return binding_rows([
         ("everywhere", [*app_bindings,
                         Binding("ctrl+p", "command_palette", "Command palette",
