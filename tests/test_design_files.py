@@ -169,3 +169,76 @@ def test_lint_of_a_file_without_rules_still_checks_the_rest() -> None:
     assert lint_text(text, "p.toml") == [
         "p.toml: policy: expected at least one [[policy]] rule, got none",
         "p.toml:3: budget.max_traces: expected an integer, got 'ten'"]
+
+
+def test_typed_edits_round_trip_and_refuse_what_the_schema_refuses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trace_tui.design.edits import (
+        EditError,
+        add_judge,
+        conditions_text,
+        cycle_judge,
+        edit_judge,
+        edit_rule,
+        parse_boundaries,
+        parse_conditions,
+        remove_judge,
+    )
+
+    conds = (("status", "=", "ERROR"), ("tags.route", "in", ["a", "b"]),
+             ("metadata.`mlflow.sourceRun`", "exists", None))
+    assert parse_conditions(conditions_text(conds)) == conds
+    assert parse_conditions(f"[{conditions_text(conds)}]") == conds
+    draft = Draft(key_fields=("tags.route",))
+    edited = edit_rule(draft, None, kind="probabilistic", conditions=conditions_text(conds),
+                       match="any", rate="12.5%")
+    rule = parse_policy(edited.to_toml()).rules[0]
+    assert (rule.name, rule.match, rule.rate) == ("probabilistic-1", "any", 0.125)
+    for bad, says in [('{ field = "status", op = "like", value = 1 }', "conditions[0].op"),
+                      ('{ field = "nope", op = "=", value = 1 }', "conditions[0].field"),
+                      ('{ field = "status", op = "=", vlaue = 1 }', "unknown key 'vlaue'"),
+                      ("{ field = ", "not TOML")]:
+        with pytest.raises(EditError) as err:
+            edit_rule(draft, None, kind="always", conditions=bad, match="all", rate="")
+        assert says in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(EditError, match="rate"):
+        edit_rule(draft, None, kind="probabilistic", conditions="", match="all", rate="2")
+
+    assert parse_boundaries("duration_ms", "[250, 1e3]") == "bucket(duration_ms, [250, 1000])"
+    with pytest.raises(EditError, match="ascending"):
+        parse_boundaries("duration_ms", "5, 5")
+
+    monkeypatch.setenv("PASTED_KEY_HOLDER", "Sk1234567890abcdefXYZ")
+    for typed in ("sk-live-1234", "Sk1234567890abcdefXYZ", "has space"):
+        with pytest.raises(EditError) as err:
+            edit_judge(draft, 0, model="openai:/gpt-4o", base_url="", key_env=typed, price="")
+        assert typed not in str(err.value)
+    with pytest.raises(EditError, match="api_key_env"):
+        edit_judge(draft, 0, model="anthropic:/claude-sonnet-4-0", base_url="",
+                   key_env="MY_KEY", price="")
+    two, i = add_judge(edit_judge(draft, 0, model="openai:/gpt-4o", base_url="",
+                                  key_env="MY_KEY", price=""), 0)
+    assert i == 1 and [j.template for j in two.judges] == ["relevance", "safety"]
+    assert two.judges[1].api_key_env == "MY_KEY" and two.judges[1].price == 0.003
+    cycled, _ = cycle_judge(two, 1)
+    assert [j.template for j in cycled.judges] == ["relevance", "guidelines"]
+    one, i = remove_judge(cycled, 0)
+    assert (i, [j.template for j in one.judges]) == (0, ["guidelines"])
+    with pytest.raises(EditError):
+        remove_judge(one, 0)
+
+
+def test_editing_key_fields_keeps_the_files_labels() -> None:
+    """Stratum names carry the labels: adding a field or moving a bucket boundary must not
+    rename the strata the file already has."""
+    text = DEMO.read_text().replace(
+        '{ field = "tags.`app.version`", label = "version" },',
+        '{ field = "duration_ms", label = "latency", buckets = [1000, 5000] },')
+    draft = Draft.from_policy(parse_policy(text))
+    assert draft.key_fields == ("tags.route", "tags.customer_tier",
+                                "bucket(duration_ms, [1000, 5000])")
+    edited = draft.with_(key_fields=("tags.route", "tags.customer_tier",
+                                     "bucket(duration_ms, [2000])", "status"))
+    main = parse_policy(edited.apply_to(text)).rules[-1]
+    assert [(k.label, k.buckets) for k in main.key_fields] == [
+        ("route", None), ("tier", None), ("latency", (2000.0,)), ("status", None)]

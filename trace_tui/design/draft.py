@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import tomlkit
 from tomlkit.items import AoT, Table
@@ -27,7 +27,8 @@ class JudgeChoice:
     name: str = ""
     model: str = DEFAULT_MODEL
     base_url: str | None = None
-    api_key_env: str | None = None
+    api_key_env: str | None = None  # the NAME of the variable holding the key, never the key
+    usd_per_1k: float | None = None  # None: the model's price in judges.MODEL_PRICES
 
     def table(self) -> dict[str, Any]:
         t = template(self.template)
@@ -38,8 +39,13 @@ class JudgeChoice:
         if self.api_key_env:
             out["api_key_env"] = self.api_key_env
         out.update(t.options)
-        out["usd_per_1k_tokens"] = price_of(self.model)
+        out["usd_per_1k_tokens"] = self.price
         return out
+
+    @property
+    def price(self) -> float:
+        """$ per 1k judge tokens: the one set here, else the model's (0 for an unknown one)."""
+        return self.usd_per_1k if self.usd_per_1k is not None else price_of(self.model)
 
     @property
     def judge_name(self) -> str:
@@ -54,6 +60,7 @@ class ExtraRule:
     type: Literal["drop", "always", "probabilistic"]
     conditions: tuple[tuple[str, str, Any], ...] = ()  # (field, op, value)
     rate: float | None = None
+    match: Literal["all", "any"] = "all"
 
     def table(self, judges: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -62,6 +69,8 @@ class ExtraRule:
                 {"field": f, "op": op} | ({} if v is None else {"value": v})
                 for f, op, v in self.conditions
             ]
+            if self.match == "any":
+                out["match"] = "any"
         if self.type == "probabilistic":
             out["rate"] = self.rate if self.rate is not None else 0.05
         if self.type != "drop" and judges:
@@ -87,6 +96,11 @@ class Draft:
     rules: tuple[ExtraRule, ...] = ()
     judges: tuple[JudgeChoice, ...] = field(default_factory=lambda: (JudgeChoice("relevance"),))
     description: str = ""
+    # An edited file's own judges: model, endpoint, key variable and price set on screen
+    # (matched by name; their other keys, and the rules' `judges`, stay as written).
+    judge_overrides: tuple[JudgeChoice, ...] = ()
+    # An edited file's rules the designer wrote and then removed (R), deleted by name.
+    removed_rules: tuple[str, ...] = ()
 
     def with_(self, **changes: Any) -> Draft:
         return replace(self, **changes)
@@ -151,6 +165,11 @@ class Draft:
                     judges = tomlkit.aot()
                     doc["judge"] = judges
                 judges.append(_table(j.table()))
+        if isinstance(judges, AoT):
+            for o in self.judge_overrides:
+                target = next((t for t in judges if t.get("name") == o.name), None)
+                if target is not None:
+                    _override(target, o)
         rules = doc.get("policy")
         main = self.main_table()
         if isinstance(rules, AoT):
@@ -168,13 +187,41 @@ class Draft:
                     if k in target and k not in main:
                         del target[k]
                 for k, v in main.items():
-                    if k == "key_fields" and _same_keys(target.get(k), v):
-                        continue  # keep labels and layout of an equivalent key
+                    if k == "key_fields":
+                        if not _same_keys(target.get(k), v):  # else: keep it as written
+                            target[k] = _merged_keys(target.get(k), v)
+                        continue
                     if target.get(k) != v:
                         target[k] = v
         else:
             doc["policy"] = _aot([main])
+        self._apply_rules(cast(AoT, doc["policy"]), main["name"])
         return bump_if_changed(text, tomlkit.dumps(doc))
+
+    def _apply_rules(self, rules: AoT, main: str) -> None:
+        """The designer's extra rules in an edited file: each written (by name) just before
+        the main rule, or set in place when the file has it (from an earlier save); the
+        ones removed with R deleted. The file's other rules stay as written."""
+        judges = [j.judge_name for j in self.judges]
+        for name in self.removed_rules:
+            at = next((i for i, t in enumerate(rules) if t.get("name") == name), None)
+            if at is not None and name not in {r.name for r in self.rules}:
+                del rules[at]
+        for rule in self.rules:
+            values = rule.table(judges)
+            target = next((t for t in rules if t.get("name") == rule.name), None)
+            if target is None:
+                at = next((i for i, t in enumerate(rules) if t.get("name") == main),
+                          len(rules))
+                table = _table(values)
+                table.add(tomlkit.nl())
+                rules.insert(at, table)
+                continue
+            for k in [k for k in target if k not in values]:
+                del target[k]
+            for k, v in values.items():
+                if target.get(k) != v:
+                    target[k] = _value(v)
 
     # ------------------------------------------------------------------ reading
 
@@ -204,6 +251,30 @@ class Draft:
         return draft
 
 
+def _override(target: Table, judge: JudgeChoice) -> None:
+    """Set a declared judge's model, endpoint, key variable and price to `judge`'s (only
+    the keys that differ, so an unchanged choice leaves the file as it was)."""
+    wanted: dict[str, Any] = {"model": judge.model, "base_url": judge.base_url,
+                              "api_key_env": judge.api_key_env,
+                              "usd_per_1k_tokens": judge.price}
+    for k, v in wanted.items():
+        if v is None:
+            if k in target:
+                del target[k]
+        elif target.get(k) != v:
+            target[k] = v
+
+
+def declared_judge(decl: Any) -> JudgeChoice:
+    """A file's `[[judge]]` as the designer shows it (`template`: the scorer; its price
+    left unset when it is the model's listed one)."""
+    options = decl.options
+    model = str(options.get("model", DEFAULT_MODEL))
+    usd = None if decl.usd_per_1k_tokens == price_of(model) else decl.usd_per_1k_tokens
+    return JudgeChoice(decl.scorer, decl.name, model=model, base_url=options.get("base_url"),
+                       api_key_env=options.get("api_key_env"), usd_per_1k=usd)
+
+
 def _same_keys(old: Any, new: list[str]) -> bool:
     from samplers.strata import parse_key_field
 
@@ -215,6 +286,36 @@ def _same_keys(old: Any, new: list[str]) -> bool:
     return [(k.field, k.buckets) for k in a] == [(k.field, k.buckets) for k in b]
 
 
+def _merged_keys(old: Any, new: list[str]) -> Any:
+    """`new` key fields, each keeping the file's entry for the same field: as written when
+    its buckets are the same, its label (so the stratum names) when only they changed."""
+    from samplers.strata import parse_key_field
+
+    olds = []
+    for x in old or []:
+        raw = x.unwrap() if hasattr(x, "unwrap") else x
+        try:
+            olds.append((parse_key_field(raw), raw))
+        except (ValueError, TypeError):
+            continue
+    out = tomlkit.array()
+    for spec in new:
+        key = parse_key_field(spec)
+        found = next(((k, raw) for k, raw in olds if k.field == key.field), None)
+        if found is None:
+            out.append(spec)
+        elif isinstance(found[1], dict):
+            entry = {k: v for k, v in found[1].items() if k != "buckets"}
+            if key.buckets:
+                entry["buckets"] = [int(b) if b.is_integer() else b for b in key.buckets]
+            inline = tomlkit.inline_table()
+            inline.update(entry)
+            out.append(inline)
+        else:
+            out.append(found[1] if found[0].buckets == key.buckets else spec)
+    return out.multiline(len(out) > 2)
+
+
 def _key_spec(k: Any) -> str:
     if k.buckets:
         return f"bucket({k.field}, [{', '.join(f'{b:g}' for b in k.buckets)}])"
@@ -224,8 +325,21 @@ def _key_spec(k: Any) -> str:
 def _table(values: dict[str, Any]) -> Table:
     t = tomlkit.table()
     for k, v in values.items():
-        t.add(k, v)
+        t.add(k, _value(v))
     return t
+
+
+def _value(v: Any) -> Any:
+    """A list of tables (a rule's conditions) as one array of inline tables, as the docs
+    write them, rather than `[[policy.conditions]]` sections."""
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        out = tomlkit.array()
+        for x in v:
+            inline = tomlkit.inline_table()
+            inline.update(x)
+            out.append(inline)
+        return out
+    return v
 
 
 def _aot(tables: Any) -> AoT:

@@ -1,6 +1,10 @@
 """The policy designer: pick key fields from the data's profile, set budget, allocation,
 floors and judges, and watch rates, cost and the expected precision update; save a policy
-`sample` reads as is, or edit it in $EDITOR (errors come back inline with file:line)."""
+`sample` reads as is, or edit it in $EDITOR (errors come back inline with file:line).
+
+Over 500 lines on purpose: one screen whose every key edits the same draft and restarts the
+same preview generation; the typed edits' forms are in designer_edits, their checks and the
+judge menu's moves in trace_tui.design.edits (headless)."""
 
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ from textual.worker import get_current_worker
 from samplers import MISSING
 from trace_tui.core.text import safe_text
 from trace_tui.design.draft import Draft, JudgeChoice
+from trace_tui.design.edits import EditError, add_judge, cycle_judge, remove_judge, rule_name
 from trace_tui.design.judges import MENU
 from trace_tui.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
+    from samplers.policy import JudgeDecl
     from trace_tui.design.preview import Preview
     from trace_tui.design.window import DesignWindow
     from trace_tui.design.worker import PreviewProcess
@@ -45,12 +51,18 @@ class DesignerScreen(Screen[None]):
         Binding("b", "budget(1)", "Budget+", id="designer.budget_up"),
         Binding("B", "budget(-1)", "Budget-", show=False, id="designer.budget_down"),
         Binding("k", "budget_kind", "Unit", id="designer.budget_kind"),
+        Binding("w", "budget_form", "Budget/window", show=False, id="designer.budget_form"),
         Binding("a", "allocation", "Allocation", id="designer.allocation"),
         Binding("m", "min_per_stratum(1)", "Min+", show=False, id="designer.min_up"),
         Binding("M", "min_per_stratum(-1)", "Min-", show=False, id="designer.min_down"),
         Binding("f", "floor(1)", "Floor+", show=False, id="designer.floor_up"),
         Binding("F", "floor(-1)", "Floor-", show=False, id="designer.floor_down"),
         Binding("j", "judge", "Judge", id="designer.judge"),
+        Binding("J", "judge_settings", "Judge model/key", id="designer.judge_settings"),
+        Binding("plus", "add_judge", "Add judge", show=False, id="designer.judge_add"),
+        Binding("minus", "remove_judge", "Remove judge", show=False,
+                id="designer.judge_remove"),
+        Binding("n", "next_judge", "Next judge", show=False, id="designer.judge_next"),
         Binding("p", "prior(1)", "Prior+", show=False, id="designer.prior_up"),
         Binding("P", "prior(-1)", "Prior-", show=False, id="designer.prior_down"),
         Binding("d", "rule('drop')", "Drop rule", show=False, id="designer.rule_drop"),
@@ -58,6 +70,9 @@ class DesignerScreen(Screen[None]):
         Binding("o", "rule('probabilistic')", "5% rule", show=False,
                 id="designer.rule_probabilistic"),
         Binding("R", "remove_rule", "Remove rule", show=False, id="designer.rule_remove"),
+        Binding("c", "edit_rule(False)", "Rule conditions", id="designer.rule_edit"),
+        Binding("C", "edit_rule(True)", "New rule", show=False, id="designer.rule_new"),
+        Binding("u", "buckets", "Buckets", show=False, id="designer.buckets"),
         Binding("t", "test_judge", "Test judge", id="designer.test_judge"),
         Binding("ctrl+s", "save", "Save", id="designer.save"),
         Binding("E", "edit", "$EDITOR", id="designer.edit"),
@@ -66,7 +81,7 @@ class DesignerScreen(Screen[None]):
     DEFAULT_CSS = """
     DesignerScreen #designer-title { height: 1; background: $boost; padding: 0 1; }
     DesignerScreen #fields { height: 7; }
-    DesignerScreen #designer-choices { height: 2; padding: 0 1; }
+    DesignerScreen #designer-choices { height: auto; max-height: 5; padding: 0 1; }
     DesignerScreen #preview { height: 1fr; }
     DesignerScreen #designer-totals { height: 2; padding: 0 1; }
     DesignerScreen #designer-test { height: auto; max-height: 3; padding: 0 1; }
@@ -83,6 +98,7 @@ class DesignerScreen(Screen[None]):
         self.experiment_ids = experiment_ids
         self.since_s = since_s
         self.prior = 0.9
+        self.judge_index = 0  # the judge j, J, -, t act on (n: the next one)
         self.draft = Draft(name=out.stem or "policy", experiment=experiment,
                            judges=(judge or JudgeChoice("relevance"),))
         self.base_text: str | None = None  # the file as opened (edits keep its comments)
@@ -93,6 +109,8 @@ class DesignerScreen(Screen[None]):
         self._generation = 0
         self._shown = 0  # the generation on screen
         self._process: PreviewProcess | None = None
+        self.file_judges: tuple[JudgeDecl, ...] = ()  # an edited file's [[judge]]s
+        self.file_rules: frozenset[str] = frozenset()  # and its rule names
         self._load_existing()
 
     @property
@@ -116,8 +134,11 @@ class DesignerScreen(Screen[None]):
             self.error = str(exc)
             self.base_text = None
             return
-        # judges=(): the file's judges and the rule's `judges` stay as written (j replaces them)
+        # judges=(): the file's judges and the rule's `judges` stay as written (j replaces
+        # them); J sets a file judge's model, endpoint and key variable (judge_overrides)
         self.draft = Draft.from_policy(policy)
+        self.file_judges = policy.judges
+        self.file_rules = frozenset(r.name for r in policy.rules)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -238,6 +259,12 @@ class DesignerScreen(Screen[None]):
             amount = max(1, round(amount))
         self._change(budget=amount)
 
+    def action_budget_form(self) -> None:
+        """A form for the budget's amount, unit and window."""
+        from trace_tui.tui.screens.designer_edits import budget_form
+
+        self.app.push_screen(budget_form(self.draft), self._edited)
+
     def action_budget_kind(self) -> None:
         i = (BUDGET_KINDS.index(self.draft.budget_kind) + 1) % len(BUDGET_KINDS)
         defaults = {"traces": 100, "tokens": 100_000, "usd": 1.0}
@@ -261,13 +288,67 @@ class DesignerScreen(Screen[None]):
         self.recompute()
 
     def action_judge(self) -> None:
-        """Cycle the judge among the menu (built-ins, then make_judge templates)."""
-        names = [t.name for t in MENU]
-        current = self.draft.judges[0].template if self.draft.judges else None
-        nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
-        base = self.draft.judges[0] if self.draft.judges else JudgeChoice(nxt)
-        self._change(judges=(JudgeChoice(nxt, model=base.model, base_url=base.base_url,
-                                         api_key_env=base.api_key_env),))
+        """The selected judge: the next menu entry no other judge uses."""
+        self._judges(cycle_judge)
+
+    def action_add_judge(self) -> None:
+        self._judges(add_judge)
+
+    def action_remove_judge(self) -> None:
+        self._judges(remove_judge)
+
+    def _judges(self, edit: Any) -> None:
+        try:
+            draft, self.judge_index = edit(self.draft, self.judge_index)
+        except EditError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self._change(judges=draft.judges)
+
+    def _judge_count(self) -> int:
+        return len(self.draft.judges) or len(self.file_judges)
+
+    def action_next_judge(self) -> None:
+        if self._judge_count():
+            self.judge_index = (self.judge_index + 1) % self._judge_count()
+            self._show_choices()
+
+    def action_judge_settings(self) -> None:
+        """A form for the selected judge's model, endpoint, key variable and price."""
+        from trace_tui.tui.screens.designer_edits import judge_form
+
+        if not self._judge_count():
+            self.notify("no judge yet (j picks one from the menu)", severity="warning")
+            return
+        self.judge_index = min(self.judge_index, self._judge_count() - 1)
+        self.app.push_screen(judge_form(self.draft, self.judge_index, self.file_judges),
+                             self._edited)
+
+    def action_edit_rule(self, new: bool) -> None:
+        """A form for the last rule before the main one (new: another rule)."""
+        from trace_tui.tui.screens.designer_edits import rule_form
+
+        self.app.push_screen(rule_form(self.draft, new, self.file_rules), self._edited)
+
+    def action_buckets(self) -> None:
+        """A form for the selected numeric field's bucket boundaries (it becomes a key)."""
+        from trace_tui.tui.screens.designer_edits import bucket_form
+
+        table = self.query_one("#fields", DataTable)
+        if self.window is None or not table.row_count:
+            return
+        f = self.window.profile.fields[table.cursor_row]
+        if not f.numeric:
+            self.notify(f"{f.path} is not numeric: its values are the strata",
+                        severity="warning")
+            return
+        self.app.push_screen(bucket_form(self.draft, f), self._edited)
+
+    def _edited(self, draft: Draft | None) -> None:
+        if draft is not None:
+            self.draft = draft
+            self._show_fields()
+            self.recompute()
 
     def action_rule(self, kind: str) -> None:
         """A rule before the main one, on the selected field: `field = value` (pressed
@@ -291,27 +372,28 @@ class DesignerScreen(Screen[None]):
             nxt = next((i + 1 for i, c in enumerate(choices) if c == current), len(choices))
         if nxt < len(choices):
             op, value = choices[nxt]
-            used = {r.name for r in rules}
-            name = next(f"{kind}-{i}" for i in range(1, len(rules) + 2)
-                        if f"{kind}-{i}" not in used)
+            name = rule_name(self.draft.with_(rules=tuple(rules)), kind, self.file_rules)
             rule = ExtraRule(name, cast(Any, kind), ((f.path, op, value),),
                              0.05 if kind == "probabilistic" else None)
             rules.insert(at if at is not None else len(rules), rule)
         self._change(rules=tuple(rules))
 
     def action_remove_rule(self) -> None:
-        if self.draft.rules:
-            self._change(rules=self.draft.rules[:-1])
+        if self.draft.rules:  # an edited file loses it too, if an earlier save wrote it
+            self._change(rules=self.draft.rules[:-1],
+                         removed_rules=(*self.draft.removed_rules, self.draft.rules[-1].name))
 
     def action_test_judge(self) -> None:
-        """The draft's first judge on one trace of the selected stratum."""
+        """The selected judge (n) on one trace of the selected stratum."""
         from samplers import parse_policy
 
         if self.result is None or self.window is None or not self.result.rows:
             self.notify("nothing to test yet", severity="warning")
             return
         judges = [j.name for j in parse_policy(self.text).judges]
-        judge = self.draft.judges[0].judge_name if self.draft.judges else (judges or [""])[0]
+        i = min(self.judge_index, max(self._judge_count(), 1) - 1)
+        judge = (self.draft.judges[i].judge_name if self.draft.judges
+                 else judges[i] if i < len(judges) else "")
         if not judge:
             self.notify("the draft has no judge (j picks one)", severity="warning")
             return
@@ -411,7 +493,9 @@ class DesignerScreen(Screen[None]):
             card = f"{f.cardinality}{'+' if f.truncated else ''}"
             largest = f"{top.share:.0%} {top.value}" if top else ""
             spread = "-" if f.spread is None else f"{f.spread:.2f}"
-            name = f"{f.path} (quartiles)" if f.numeric else f.path
+            edges = next((k[k.index("["):] for k in chosen
+                          if k.startswith(f"bucket({f.path},")), "(quartiles)")
+            name = f"{f.path} {edges}" if f.numeric else f.path
             cells = ("[x]" if on else "[ ]", name[:32], card,
                      largest, spread)
             table.add_row(*(Text(safe_text(c, multiline=False)) for c in cells))
@@ -419,14 +503,25 @@ class DesignerScreen(Screen[None]):
             table.move_cursor(row=min(row, table.row_count - 1))
 
     def _show_choices(self) -> None:
+        from trace_tui.core.uri import redact_uri
+        from trace_tui.design.draft import declared_judge
+
         d = self.draft
-        judge = ", ".join(j.judge_name for j in d.judges) or "none"
+        overrides = {o.name: o for o in d.judge_overrides}
+        shown = d.judges or tuple(overrides.get(j.name, declared_judge(j))
+                                  for j in self.file_judges)
+        judge = " ".join(
+            f"{'▸' if i == self.judge_index and len(shown) > 1 else ''}{j.judge_name} "
+            f"({j.model}, ${j.price:g}/1k"
+            f"{', ' + redact_uri(j.base_url) if j.base_url else ''}"
+            f"{', key $' + j.api_key_env if j.api_key_env else ''})"
+            for i, j in enumerate(shown)) or "none"
         amount = (f"${d.budget:.2f}" if d.budget_kind == "usd"
                   else f"{d.budget:,.0f} {d.budget_kind}")
         self.query_one("#designer-choices", SafeStatic).update(
             f"budget {amount}/{d.window} · {d.allocation} · min {d.min_per_stratum}/stratum · "
-            f"floor {d.min_rate:.1%}{_rules_text(d)}\njudge {judge} · prior {self.prior:.0%} · "
-            f"keys: {', '.join(d.key_fields) or 'none (uniform)'}")
+            f"floor {d.min_rate:.1%}{_rules_text(d)}\njudges: {judge}\nprior "
+            f"{self.prior:.0%} · keys: {', '.join(d.key_fields) or 'none (uniform)'}")
 
     def _show_preview(self) -> None:
         table = self.query_one("#preview", DataTable)
@@ -450,7 +545,12 @@ class DesignerScreen(Screen[None]):
 def _rules_text(d: Draft) -> str:
     if not d.rules:
         return ""
-    parts = [f"{r.type} {f} {op} {v}" for r in d.rules for f, op, v in r.conditions[:1]]
+    parts = []
+    for r in d.rules:
+        conds = f" {r.match} ".join(f"{f} {op}" + ("" if v is None else f" {v}")
+                                   for f, op, v in r.conditions) or "every trace"
+        rate = r.rate if r.rate is not None else 0.05
+        parts.append(f"{r.type}{f' {rate:.0%}' if r.type == 'probabilistic' else ''} {conds}")
     return " · rules: " + "; ".join(parts)
 
 

@@ -118,6 +118,15 @@ def explorer_help_rows(app_bindings: Sequence[BindingType]) -> list[tuple[str, .
     from trace_tui.tui.screens.compare import CompareScreen
     from trace_tui.tui.screens.session import SessionScreen, SessionTable
 
+    designer: list[tuple[str, Sequence[BindingType]]] = []
+    if {b.id for b in app_bindings if isinstance(b, Binding)} & {"app.sampling",
+                                                                 "app.designer"}:
+        from trace_tui.tui.screens.designer import DesignerScreen
+        from trace_tui.tui.screens.designer_edits import EditForm
+
+        designer.append(("designer", [
+            *DesignerScreen.BINDINGS, *EditForm.BINDINGS,
+            Binding("enter", "apply", "Apply a form (w, J, c, C, u)", id="designer.edit_apply")]))
     return binding_rows([
         ("everywhere", [*app_bindings,
                         Binding("ctrl+p", "command_palette", "Command palette",
@@ -129,5 +138,6 @@ def explorer_help_rows(app_bindings: Sequence[BindingType]) -> list[tuple[str, .
         ("trace view", [*TraceViewScreen.BINDINGS, *SpanWaterfall.BINDINGS]),
         ("compare", CompareScreen.BINDINGS),
         ("session", [*SessionScreen.BINDINGS, *SessionTable.BINDINGS]),
+        *designer,
         ("lists (all)", LineList.BINDINGS),
     ])
