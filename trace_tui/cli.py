@@ -259,14 +259,15 @@ def _require_tty() -> None:
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
               server_label: str, policy: Path | None = None, start_hook: str = "") -> int:
-    from trace_tui.tui.startup import FirstPageFetch, settings_from_args
+    from trace_tui.tui.startup import FirstPageFetch, first_page_rows, settings_from_args
 
     settings, mouse = settings_from_args(args)
     filter_string = (getattr(args, "filter", None) or "").strip()
     # Started before Textual is imported: the server looks up the experiment and searches
     # while this process imports and paints (docs/performance.md, first paint).
     first_page = FirstPageFetch(uri, experiment or settings.last_experiment or None,
-                                filter_string, timeout_s=settings.read_timeout_s).start()
+                                filter_string, timeout_s=settings.read_timeout_s,
+                                rows=first_page_rows()).start()
 
     from trace_tui.tui.app import TraceExplorerApp
     from trace_tui.tui.screens.judging import judge_screen_hooks

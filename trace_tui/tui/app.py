@@ -71,6 +71,9 @@ __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
 TICK_S = 0.25  # how often queued arrivals are merged into the list (one repaint per tick)
 DEFAULT_SLOW_MS = 1000.0
 TRACE_VIEW = "trace-view"
+# How long the first frame waits for the first page fetched at start (a slow server gets the
+# empty list with its "connecting" status after this, the rows when they come).
+FIRST_FRAME_WAIT_S = 0.4
 # Decoding costs ~28 us a span (8 ms for 300, 0.6 s for 10k): only traces this small decode
 # on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
 # keys keep being answered while a big trace opens.
@@ -306,10 +309,15 @@ class TraceExplorerApp(App[None]):
     def effective_filter(self) -> str:
         return compose_filter(self.user_filter, self.errors_only, self.slow_ms)
 
-    def explorer_mounted(self, screen: ExplorerScreen) -> None:
+    async def explorer_mounted(self, screen: ExplorerScreen) -> None:
+        """The explorer's ``on_mount``; the screen paints its first frame after this returns.
+        The first page fetched at start usually lands within a few ms of the mount: waiting
+        for it (bounded) makes the first frame show the rows, instead of an empty frame and a
+        second layout and paint when the page comes (docs/performance.md, first row)."""
         self._explorer = screen
         self._update_filter_bar()
-        if self._first_page is not None:  # already fetched: the rows make the first frame
+        if self._first_page is not None:
+            await self._first_page.wait(FIRST_FRAME_WAIT_S)
             first = self._first_page.take_ready(self.experiment_ref, self.effective_filter)
             if first is not None:
                 self._show_first_page(first, self.effective_filter)

@@ -59,8 +59,9 @@ class ExplorerScreen(Screen[None]):
         yield self.table
         yield KeyFooter()
 
-    def on_mount(self) -> None:
-        self.explorer.explorer_mounted(self)
+    async def on_mount(self) -> None:
+        # awaited: the screen's first frame comes after it (with the first page's rows)
+        await self.explorer.explorer_mounted(self)
 
     # ------------------------------------------------------------------ actions
 
