@@ -65,8 +65,8 @@ class ExplorerScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
 
-    def action_edit_filter(self) -> None:
-        self.filter_bar.start_editing()
+    async def action_edit_filter(self) -> None:
+        await self.filter_bar.start_editing()
 
     def action_toggle_errors(self) -> None:
         self.explorer.toggle_errors_only()
