@@ -25,7 +25,7 @@ LATER = (
     "trace_tui.tui.screens.trace_view", "trace_tui.tui.screens.sampling",
     "trace_tui.tui.screens.evaluation", "trace_tui.tui.screens.review",
     "trace_tui.tui.screens.session", "trace_tui.tui.screens.compare",
-    "trace_tui.tui.screens.designer",
+    "trace_tui.tui.screens.designer", "trace_tui.tui.console",
 )
 
 PROBE = """
