@@ -41,16 +41,22 @@ class KeyFooter(Widget):
         super().__init__(id=id)
         self._hits: list[tuple[int, int, str, DOMNode]] = []  # x range -> action, namespace
         self._text = Text()
+        self._stale = True  # rebuilt when next painted (mount, resize and bindings coalesce)
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
-        self._rebuild()
+        self._invalidate()
 
     def _bindings_changed(self, screen: Any) -> None:
         if self.is_attached and screen is self.screen:
-            self._rebuild()
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._stale = True
+        self.refresh()
 
     def _rebuild(self) -> None:
+        self._stale = False
         key_style = self.get_component_rich_style("key-footer--key", partial=True)
         desc_style = self.get_component_rich_style("key-footer--description", partial=True)
         active = self.screen.active_bindings
@@ -90,20 +96,23 @@ class KeyFooter(Widget):
                 text.append_text(label)
                 hits.append((start, text.cell_len, binding.action, node))
         self._text, self._hits = text, hits
-        self.refresh()
 
     def on_resize(self) -> None:
-        self._rebuild()
+        self._invalidate()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         if self.is_mounted:
-            self.call_later(self._rebuild)  # a theme change: new colours
+            self._invalidate()  # a theme change: new colours
 
     def render(self) -> Text:
+        if self._stale:
+            self._rebuild()
         return self._text
 
     async def on_click(self, event: events.Click) -> None:
+        if self._stale:
+            self._rebuild()
         for start, end, action, node in self._hits:
             if start <= event.x < end:
                 event.stop()
