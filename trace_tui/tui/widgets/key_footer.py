@@ -64,37 +64,40 @@ class KeyFooter(Widget):
         text = Text(no_wrap=True, overflow="crop")
         hits: list[tuple[int, int, str, DOMNode]] = []
         palette_key = self.app.COMMAND_PALETTE_BINDING
-        entries: list[tuple[str, str, str, DOMNode]] = []
+        entries: list[tuple[str, str, str, DOMNode, int]] = []  # ..., cells
         for node, binding, enabled, _tooltip in active.values():
             if not binding.show or not enabled or binding.action in seen:
                 continue
             if binding.key == palette_key:
                 continue
             seen.add(binding.action)
-            entries.append((f" {self.app.get_key_display(binding)} ",
-                            f"{binding.description} ", binding.action, node))
+            key = f" {self.app.get_key_display(binding)} "
+            description = f"{binding.description} "
+            entries.append((key, description, binding.action, node,
+                            cell_len(key) + cell_len(description)))
         # a narrow terminal drops keys from the end, but never help and quit
         width = self.size.width or 10_000
-        while sum(cell_len(k) + cell_len(d) for k, d, _, _ in entries) > width:
+        while sum(e[4] for e in entries) > width:
             droppable = [i for i, e in enumerate(entries) if e[2] not in KEEP]
             if not droppable:
                 break
             del entries[droppable[-1]]
-        for key, description, action, node in entries:
-            start = text.cell_len
+        end = 0  # cells so far, counted per entry (not by re-measuring the whole line)
+        for key, description, action, node, cells in entries:
             text.append(key, style=key_style)
             text.append(description, style=desc_style)
-            hits.append((start, text.cell_len, action, node))
+            hits.append((end, end + cells, action, node))
+            end += cells
         if self.app.ENABLE_COMMAND_PALETTE and palette_key in active:
             node, binding, _enabled, _ = active[palette_key]
             label = Text.assemble((f" {self.app.get_key_display(binding)} ", key_style),
                                   ("palette ", desc_style))
-            pad = self.size.width - text.cell_len - cell_len(label.plain)
+            label_cells = cell_len(label.plain)
+            pad = self.size.width - end - label_cells
             if pad > 0:
                 text.append(" " * pad)
-                start = text.cell_len
                 text.append_text(label)
-                hits.append((start, text.cell_len, binding.action, node))
+                hits.append((end + pad, end + pad + label_cells, binding.action, node))
         self._text, self._hits = text, hits
 
     def on_resize(self) -> None:
