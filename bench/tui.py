@@ -20,8 +20,10 @@ Scenarios (each runs in its own subprocess so RSS figures do not mix):
 - ``paint``: the real command, ``python -m trace_tui --tracking-uri URI --experiment NAME``,
   in a pseudo-terminal, from spawn to the first list row painted (a seeded trace's name read
   from the terminal), against an empty Textual app's first paint (one marker line) in the
-  same run, alternating, medians over ``--rounds``. Uses ``--tracking-uri`` when given, else
-  starts an embedded server with 200 seeded demo traces.
+  same run, alternating, medians over ``--rounds``; CPU is the process's CPU clock when the
+  row shows. ``--before REF`` adds that commit's command (a ``git archive`` copy) to every
+  round. Uses ``--tracking-uri`` when given, else starts an embedded server with 200 seeded
+  demo traces.
 
 Bytes per frame: the app runs with Textual's headless driver, which drops output. The
 benchmark app overrides ``App._display`` to build exactly the escape sequence the real
@@ -534,10 +536,14 @@ Empty().run()
 
 
 def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
-                  timeout_s: float = 60.0) -> tuple[float, float]:
+                  timeout_s: float = 60.0, cwd: str | None = None) -> tuple[float, float]:
     """Spawn ``argv`` on a fresh pty of SIZE; return (seconds until one of ``marks`` appears
-    in what it writes, CPU seconds of the process up to then), nan on timeout. The process
-    group is ended at once (SIGTERM) so its CPU time stops near the paint."""
+    in what it writes, CPU seconds of the process up to then), nan on timeout.
+
+    The CPU figure is read from the child's process CPU clock (all its threads, the ended
+    ones too) the moment the mark is seen, so what the process does after the paint (the
+    real command imports aiohttp then; on SIGTERM it runs its cleanup, the empty app just
+    dies) is not charged to it; rusage at exit is the fallback."""
     import fcntl
     import select
     import signal
@@ -548,11 +554,12 @@ def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True, close_fds=True)
+                            start_new_session=True, close_fds=True, cwd=cwd)
     os.close(slave)
+    clock = ((~proc.pid) << 3) | 2  # CPUCLOCK_SCHED of the whole process (Linux)
     seen = b""
     found = float("nan")
-    cpu = float("nan")
+    cpu = at_mark = float("nan")
     try:
         while time.perf_counter() - t0 < timeout_s:
             ready, _, _ = select.select([master], [], [], 0.05)
@@ -567,10 +574,12 @@ def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
             seen = seen[-4096:] + chunk
             if any(m in seen for m in marks):
                 found = time.perf_counter() - t0
+                with contextlib.suppress(OSError):
+                    at_mark = time.clock_gettime(clock)
                 break
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # measured: no clean exit needed
+            os.killpg(proc.pid, signal.SIGKILL if at_mark == at_mark else signal.SIGTERM)
         deadline = time.monotonic() + 10
         while proc.returncode is None:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -582,11 +591,13 @@ def first_paint_s(argv: list[str], marks: list[bytes], env: dict[str, str],
             else:
                 time.sleep(0.01)
         os.close(master)
-    return found, cpu
+    return found, (cpu if at_mark != at_mark else at_mark)
 
 
-def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict[str, Any]:
-    """The real ``trace-tui`` command to its first painted row vs an empty Textual app."""
+def scenario_paint(uri: str | None, experiment: str | None, rounds: int,
+                   before: str | None = None) -> dict[str, Any]:
+    """The real ``trace-tui`` command to its first painted row vs an empty Textual app; with
+    ``before`` (a git ref) also that commit's command (a ``git archive`` copy), alternating."""
     import tempfile
 
     from trace_tui.core.client import MlflowClient
@@ -623,15 +634,33 @@ def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict
         if experiment:
             real += ["--experiment", experiment]
         empty = [sys.executable, "-c", EMPTY_APP]
+        # `python -m` imports trace_tui from the working directory (before the editable
+        # install's finder): this checkout, or the older commit's copy
+        here = str(Path(__file__).resolve().parents[1])
+        old_dir = _archive(before, tmp / "before") if before else None
         floor: list[tuple[float, float]] = []
         app: list[tuple[float, float]] = []
+        older: list[tuple[float, float]] = []
         first_paint_s(empty, [b"first-paint-mark"], env)  # warm the file cache once
-        first_paint_s(real, marks, env)
+        first_paint_s(real, marks, env, cwd=here)  # and write the bytecode
+        if old_dir:
+            first_paint_s(real, marks, env, cwd=old_dir)
         for _ in range(rounds):
             floor.append(first_paint_s(empty, [b"first-paint-mark"], env))
-            app.append(first_paint_s(real, marks, env))
+            app.append(first_paint_s(real, marks, env, cwd=here))
+            if old_dir:
+                older.append(first_paint_s(real, marks, env, cwd=old_dir))
         wall = (statistics.median(w for w, _ in floor), statistics.median(w for w, _ in app))
         cpu = (statistics.median(c for _, c in floor), statistics.median(c for _, c in app))
+        out: dict[str, Any] = {}
+        if older:
+            old_wall = statistics.median(w for w, _ in older)
+            old_cpu = statistics.median(c for _, c in older)
+            out = {"before": before, "before_first_row_s_median": old_wall,
+                   "before_cpu_s_median": old_cpu,
+                   "before_ratio_wall_median": old_wall / wall[0],
+                   "before_ratio_cpu_median": old_cpu / cpu[0],
+                   "before_first_row_s": [round(w, 3) for w, _ in older]}
         return {
             "rounds": rounds,
             "empty_textual_first_paint_s_median": wall[0],
@@ -642,10 +671,22 @@ def scenario_paint(uri: str | None, experiment: str | None, rounds: int) -> dict
             "ratio_cpu_median": cpu[1] / cpu[0],
             "empty_textual_first_paint_s": [round(w, 3) for w, _ in floor],
             "trace_tui_first_row_s": [round(w, 3) for w, _ in app],
+            **out,
+            "load_avg_1min_end": os.getloadavg()[0],
         }
     finally:
         if server is not None:
             server.stop()
+
+
+def _archive(ref: str, dest: Path) -> str:
+    """A copy of the repository at ``ref`` (``git archive``), for the before/after rounds."""
+    root = Path(__file__).resolve().parents[1]
+    dest.mkdir(parents=True)
+    data = subprocess.run(["git", "-C", str(root), "archive", ref], check=True,
+                          capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=data, check=True)
+    return str(dest)
 
 
 def pty_app() -> None:
@@ -711,6 +752,8 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
            "--traces", str(args.traces), "--seconds", str(args.seconds),
            "--spawned-at", repr(time.time())]
     cmd += ["--rounds", str(args.rounds)]
+    if args.before:
+        cmd += ["--before", args.before]
     if args.tracking_uri:
         cmd += ["--tracking-uri", args.tracking_uri]
     if args.experiment:
@@ -733,7 +776,7 @@ def child(name: str, args: argparse.Namespace) -> None:
     elif name == "pty":
         result = scenario_pty()
     elif name == "paint":
-        result = scenario_paint(args.tracking_uri, args.experiment, args.rounds)
+        result = scenario_paint(args.tracking_uri, args.experiment, args.rounds, args.before)
     elif name == "pty-app":
         pty_app()
         return
@@ -761,6 +804,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=["tree", "list", "ingest", "ingest_big", "pty", "paint"])
     parser.add_argument("--rounds", type=int, default=5,
                         help="paint: alternating runs of each command (medians)")
+    parser.add_argument("--before", metavar="REF",
+                        help="paint: also run this git ref's command (a git archive copy), "
+                        "alternating with this checkout's")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--tracking-uri", help="a running server: adds the startup scenario")
     parser.add_argument("--experiment", help="experiment for the startup scenario")

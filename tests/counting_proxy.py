@@ -1,10 +1,12 @@
 """A tiny HTTP proxy on 127.0.0.1 in front of the real MLflow server: it forwards every
 request unchanged and counts them by path, so a test can see which endpoints a client used
 without patching it. ``blocked`` paths answer 404 with an HTML page, as a server (or a
-reverse proxy) without that route does."""
+reverse proxy) without that route does; ``delay_s`` paths answer that much later (a slow
+server)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ class CountingProxy:
     uri: str = ""
     counts: Counter[str] = field(default_factory=Counter)
     blocked: set[str] = field(default_factory=set)
+    delay_s: dict[str, float] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.counts.clear()
@@ -34,6 +37,8 @@ async def counting_proxy(upstream: str) -> AsyncIterator[CountingProxy]:
 
     async def forward(request: web.Request) -> web.StreamResponse:
         proxy.counts[request.path] += 1
+        if request.path in proxy.delay_s:
+            await asyncio.sleep(proxy.delay_s[request.path])
         if request.path in proxy.blocked:
             return web.Response(status=404, text="<!doctype html><title>404 Not Found</title>",
                                 content_type="text/html")

@@ -159,6 +159,32 @@ def test_connection_flags_work_before_and_after_the_command(seeded: Seeded) -> N
     assert len(json.loads(before.stdout)) == len(json.loads(after.stdout)) == 2
 
 
+@pytest.mark.parametrize("argv", [
+    [], ["--tracking-uri", "http://127.0.0.1:5000", "-x", "demo"], ["--experiment", "traces"],
+    ["-x", "1", "-f", "trace.status = 'OK'", "--no-mouse", "--theme", "nord", "-p", "p.toml"],
+    ["--exp", "e"], ["demo", "--rate", "2"], ["traces", "list", "-n", "3"],
+    ["--tracking-uri", "http://127.0.0.1:5000", "traces", "list"],
+])
+def test_the_explorers_quick_parse_gives_what_the_full_parser_gives(argv: list[str]) -> None:
+    """The explorer's flags are parsed without building every command's parser (first paint);
+    the result is the full parser's, an option's value that names a command included."""
+    from trace_tui import cli
+
+    assert vars(cli.parse_args(argv)) == vars(cli.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["bogus"], ["--tracking-uri", "ftp://x"], ["-n", "3"],
+                                  ["--experiment"], ["-h"], ["--version"]])
+def test_errors_and_help_come_from_the_full_parser(argv: list[str]) -> None:
+    code = "import sys; from trace_tui import cli; cli.{}(sys.argv[1:])"
+    quick, full = (subprocess.run([sys.executable, "-c", code.format(fn), *argv],
+                                  capture_output=True, text=True, timeout=60)
+                   for fn in ("parse_args", "build_parser().parse_args"))
+    assert (quick.returncode, quick.stdout, quick.stderr) == (
+        full.returncode, full.stdout, full.stderr)
+    assert quick.stdout or quick.stderr
+
+
 def assess(uri: str, trace_id: str, span_id: str) -> None:
     """A passing judge verdict on the trace and a failing human one on a span, with a
     rationale that tries to break the terminal."""

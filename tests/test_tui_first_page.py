@@ -4,6 +4,11 @@ experiment is not shown."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from tests.counting_proxy import counting_proxy
 from tests.test_tui_pilot import SIZE, wait_for
 from trace_tui.config.settings import Settings
 from trace_tui.demo.traffic import seed_bulk
@@ -63,6 +68,8 @@ fetch = FirstPageFetch(sys.argv[1], sys.argv[2] or None, "", timeout_s=10, rows=
 fetch.thread.join()
 page = fetch.result
 print(json.dumps({"aiohttp": "aiohttp" in sys.modules,
+                  "urllib_http": sorted(m for m in ("urllib.request", "http.client", "email")
+                                        if m in sys.modules),
                   "experiment": page and page.experiment.experiment_id,
                   "names": page and [i.name for i in page.infos]}))
 """
@@ -88,6 +95,7 @@ def test_the_first_page_is_fetched_without_importing_aiohttp(
     for ref in (name, exp):
         got = fetch_alone(mlflow_uri, ref)
         assert got["aiohttp"] is False
+        assert got["urllib_http"] == []  # a plain socket: their imports compete with Textual's
         assert got["experiment"] == exp
         names = got["names"]
         assert isinstance(names, list) and len(names) == 7 and all(names)
@@ -114,3 +122,36 @@ async def test_the_first_page_is_on_screen_before_the_client_exists(
         await wait_for(pilot, lambda: app.conn_state == "live", what="live")
         assert client_when_shown == [False]
         assert len(app.buffer) == 12
+
+
+class FrameWatch(TraceExplorerApp):
+    """Records how many rows the list held at each frame the app paints."""
+
+    rows_at_frames: list[int]
+
+    def _display(self, screen: Any, renderable: Any) -> None:  # type: ignore[override]
+        if renderable is not None:
+            self.rows_at_frames.append(len(self.buffer))
+        super()._display(screen, renderable)
+
+
+async def test_the_first_frame_waits_for_a_page_on_its_way(
+        mlflow_uri: str, fresh_experiment: tuple[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first page that comes shortly after the explorer mounts is in its first frame: no
+    empty list painted first and the whole screen painted again when the rows come."""
+    import trace_tui.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_WAIT_S", 30.0)  # not timing: a slow machine
+    name, exp = fresh_experiment
+    seed_bulk(mlflow_uri, exp, 6, seed=46)
+    async with counting_proxy(mlflow_uri) as proxy:
+        proxy.delay_s["/api/3.0/mlflow/traces/search"] = 0.3  # still on its way at the mount
+        fetch = FirstPageFetch(proxy.uri, name, "", timeout_s=10, rows=6).start()
+        app = FrameWatch(proxy.uri, experiment=name, settings=Settings(buffer_size=100),
+                         persist_settings=False, first_page=fetch)
+        app.rows_at_frames = []
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.conn_state == "live", what="live")
+        assert app.rows_at_frames and app.rows_at_frames[0] == 6
+        assert proxy.counts["/api/3.0/mlflow/traces/search"] >= 1

@@ -169,3 +169,21 @@ async def test_compare_same_shape_traces_shows_deltas_and_divergence() -> None:
         assert "first diverging output" in summary
         if cmp.first_divergence is not None:
             assert cmp.first_divergence.path in summary
+
+
+async def test_clicking_a_key_in_the_footer_runs_it() -> None:
+    """The footer's line is built when painted; a click lands on the key drawn there."""
+    from trace_tui.tui.screens.help import HelpScreen
+
+    app = frozen_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await listed(pilot)
+        await pilot.pause()
+        footer = app.screen.query_one("KeyFooter")
+        line = footer.render().plain
+        for start, end, action, _node in footer._hits:  # each key's cells are where it is drawn
+            assert line[start:end].strip(), action
+        x = line.index(" ? Help") + 1
+        await pilot.click(footer, offset=(x, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)

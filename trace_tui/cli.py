@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from trace_tui import __version__
 from trace_tui.config import flags
@@ -60,14 +60,16 @@ too), then the server counts as unavailable (exit 3). See docs/reliability.md.
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
     """One dispatch style: every command sets ``handler``; the connection flags come from
-    one parent parser; values are checked by ``trace_tui.config.flags`` at parse time."""
+    one parent parser; values are checked by ``trace_tui.config.flags`` at parse time.
+    ``commands=False``: the top level only (no help, no subcommands), see ``parse_args``."""
     fmt = argparse.RawDescriptionHelpFormatter
     conn = flags.connection_parent()
     # Its own copy: `parents` shares action objects, and set_defaults below changes them.
     parser = flags.Parser(prog="trace-tui", description=DESCRIPTION, epilog=EPILOG,
-                          formatter_class=fmt, parents=[flags.connection_parent()])
+                          formatter_class=fmt, parents=[flags.connection_parent()],
+                          add_help=commands)
     parser.add_argument("--version", action="version", version=f"trace-tui {__version__}")
     parser.add_argument("--filter", "-f", metavar="F",
                         help="MLflow filter string, e.g. \"trace.status = 'ERROR'\"")
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sampling policy for the s/e screens (see docs/policy.md)")
     parser.set_defaults(handler=run_explorer, tracking_uri=None, experiment=None,
                         open_review=run_review_explorer)
+    if not commands:
+        parser.set_defaults(command=None)
+        return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", formatter_class=fmt, help="explorer on live demo traffic",
@@ -172,9 +177,33 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+class _NotTopLevel(Exception):
+    pass
+
+
+def _not_top_level(message: str) -> NoReturn:
+    raise _NotTopLevel(message)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, parsed. The explorer's (no command, only top-level flags) is tried
+    on a parser without the subcommands first: building every command's parser costs ~15 ms
+    before the first frame (argparse makes a help formatter per argument). Anything that
+    parser does not take as a whole (a command, -h, an unknown or bad flag) is parsed by the
+    full parser, so results, help and errors are the full parser's."""
+    light = build_parser(commands=False)
+    light.error = _not_top_level  # type: ignore[method-assign]
+    try:
+        args, extra = light.parse_known_args(argv)
+    except _NotTopLevel:
+        extra = ["?"]
+    if not extra:
+        return args
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)
     try:
@@ -230,14 +259,15 @@ def _require_tty() -> None:
 
 def _explorer(uri: str, args: argparse.Namespace, *, experiment: str | None,
               server_label: str, policy: Path | None = None, start_hook: str = "") -> int:
-    from trace_tui.tui.startup import FirstPageFetch, settings_from_args
+    from trace_tui.tui.startup import FirstPageFetch, first_page_rows, settings_from_args
 
     settings, mouse = settings_from_args(args)
     filter_string = (getattr(args, "filter", None) or "").strip()
     # Started before Textual is imported: the server looks up the experiment and searches
     # while this process imports and paints (docs/performance.md, first paint).
     first_page = FirstPageFetch(uri, experiment or settings.last_experiment or None,
-                                filter_string, timeout_s=settings.read_timeout_s).start()
+                                filter_string, timeout_s=settings.read_timeout_s,
+                                rows=first_page_rows()).start()
 
     from trace_tui.tui.app import TraceExplorerApp
     from trace_tui.tui.screens.judging import judge_screen_hooks

@@ -271,7 +271,11 @@ def list_badges(tags: Mapping[str, str], assessments: Iterable[Assessment]) -> s
     # human labels of judges (metadata trace_tui.label_via) show as the review badge, not as
     # thumbs (a bool label would otherwise count as +1/-1)
     rest = [a for a in assessments if "trace_tui.label_via" not in a.metadata]
-    return " ".join(p for p in (queue_badge(tags), review_badge(tags),
+    # queue and review states are trace_tui.* tags: most rows have none (and the first
+    # frame then needs no core.tags)
+    ours = any(k.startswith("trace_tui.") for k in tags)
+    return " ".join(p for p in (queue_badge(tags) if ours else "",
+                                review_badge(tags) if ours else "",
                                 assessment_summary(rest)) if p)
 
 

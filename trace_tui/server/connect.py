@@ -8,11 +8,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trace_tui.config import paths
 from trace_tui.core.errors import ConfigError
 from trace_tui.core.uri import check_tracking_uri
-from trace_tui.server.embedded import EmbeddedServer
+
+if TYPE_CHECKING:  # urllib.request, subprocess: only when an embedded server is looked for
+    from trace_tui.server.embedded import EmbeddedServer
 
 
 def state_file() -> Path:
@@ -58,6 +61,8 @@ def connect(flag_uri: str | None, *, announce: bool = True) -> Connection:
     shared = running_embedded()
     if shared:
         return Connection(shared, "embedded (shared)")
+    from trace_tui.server.embedded import EmbeddedServer
+
     server = EmbeddedServer(paths.data_dir())
     if announce:
         print(f"trace-tui: starting the embedded MLflow server ({server.data_dir}) ...",
@@ -80,6 +85,8 @@ def running_embedded() -> str | None:
         port = int(uri.rsplit(":", 1)[1])
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
+    from trace_tui.server.embedded import EmbeddedServer
+
     probe = EmbeddedServer(paths.data_dir(), port=port)
     return uri if probe.healthy() else None
 

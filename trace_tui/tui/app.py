@@ -47,19 +47,19 @@ from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailable
 from trace_tui.core.model import Assessment, TraceInfo, TraceTree
 from trace_tui.core.render import FEEDBACK_NAME, trace_to_dict
 from trace_tui.core.text import safe_text
-from trace_tui.tui.commands import ExplorerCommands
 from trace_tui.tui.feed import ListFeed
 from trace_tui.tui.list_actions import ListActions, write_text
 from trace_tui.tui.list_state import TraceList, compose_filter
 from trace_tui.tui.messages import ConnectionChanged, FeedbackLogged
 from trace_tui.tui.screens.explorer import ExplorerScreen
-from trace_tui.tui.screens.modals import ExperimentPicker, FeedbackScreen, PromptScreen
 from trace_tui.tui.sources import StaticTraceSource, TraceSource, supports_live
 from trace_tui.tui.widgets.status import ListStatus
 from trace_tui.tui.widgets.trace_table import TraceBuffer, TraceTable
 
 if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after the first frame
     from collections import deque
+
+    from textual.command import Provider
 
     from trace_tui.core.experiments import Experiment
     from trace_tui.tui.screens.trace_view import TraceViewScreen
@@ -71,6 +71,9 @@ __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
 TICK_S = 0.25  # how often queued arrivals are merged into the list (one repaint per tick)
 DEFAULT_SLOW_MS = 1000.0
 TRACE_VIEW = "trace-view"
+# How long the first frame waits for the first page fetched at start (a slow server gets the
+# empty list with its "connecting" status after this, the rows when they come).
+FIRST_FRAME_WAIT_S = 0.4
 # Decoding costs ~28 us a span (8 ms for 300, 0.6 s for 10k): only traces this small decode
 # on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
 # keys keep being answered while a big trace opens.
@@ -87,6 +90,13 @@ class ScreenHook:
     factory: Callable[[TraceExplorerApp], Screen[Any]]
 
 
+def _explorer_commands() -> type[Provider]:
+    """The palette's provider, imported when the palette opens (as Textual's own)."""
+    from trace_tui.tui.commands import ExplorerCommands
+
+    return ExplorerCommands
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -95,7 +105,7 @@ class TraceExplorerApp(App[None]):
 
     CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses may live elsewhere
     TITLE = "trace-tui"
-    COMMANDS: ClassVar = App.COMMANDS | {ExplorerCommands}
+    COMMANDS: ClassVar = App.COMMANDS | {_explorer_commands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help", key_display="?", id="app.help"),
@@ -306,10 +316,15 @@ class TraceExplorerApp(App[None]):
     def effective_filter(self) -> str:
         return compose_filter(self.user_filter, self.errors_only, self.slow_ms)
 
-    def explorer_mounted(self, screen: ExplorerScreen) -> None:
+    async def explorer_mounted(self, screen: ExplorerScreen) -> None:
+        """The explorer's ``on_mount``; the screen paints its first frame after this returns.
+        The first page fetched at start usually lands within a few ms of the mount: waiting
+        for it (bounded) makes the first frame show the rows, instead of an empty frame and a
+        second layout and paint when the page comes (docs/performance.md, first row)."""
         self._explorer = screen
         self._update_filter_bar()
-        if self._first_page is not None:  # already fetched: the rows make the first frame
+        if self._first_page is not None:
+            await self._first_page.wait(FIRST_FRAME_WAIT_S)
             first = self._first_page.take_ready(self.experiment_ref, self.effective_filter)
             if first is not None:
                 self._show_first_page(first, self.effective_filter)
@@ -501,6 +516,8 @@ class TraceExplorerApp(App[None]):
             self.notify(str(exc), title="experiments", severity="error")
             return
         current = self.experiment.experiment_id if self.experiment else None
+        from trace_tui.tui.screens.modals import ExperimentPicker  # modals: not before a frame
+
         self.push_screen(ExperimentPicker(experiments, current), self.switch_experiment)
 
     def switch_experiment(self, experiment: Experiment | None) -> None:
@@ -543,6 +560,8 @@ class TraceExplorerApp(App[None]):
             if value:
                 value = value.strip()
                 self.go_to_trace(value if value.startswith("tr-") else f"tr-{value}")
+        from trace_tui.tui.screens.modals import PromptScreen
+
         self.push_screen(PromptScreen("Go to trace id", "tr-…"), done)
 
     async def fetch_trace(self, trace_id: str, screen: TraceViewScreen | None = None
@@ -595,6 +614,8 @@ class TraceExplorerApp(App[None]):
         def done(comment: str | None) -> None:
             if comment is not None:
                 self.log_feedback(trace_id, value, comment, span_id)
+
+        from trace_tui.tui.screens.modals import FeedbackScreen
 
         self.push_screen(FeedbackScreen(value, target), done)
 

@@ -14,7 +14,6 @@ from trace_tui.config.paths import write_private
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
 from trace_tui.core.render import FEEDBACK_NAME
-from trace_tui.tui.screens.modals import FeedbackScreen
 
 if TYPE_CHECKING:
     from trace_tui.tui.app import TraceExplorerApp
@@ -125,6 +124,8 @@ class ListActions:
         def done(comment: str | None) -> None:
             if comment is not None:
                 self._log_feedback_many(list(trace_ids), value, comment)
+
+        from trace_tui.tui.screens.modals import FeedbackScreen  # not before the first frame
 
         self.app.push_screen(FeedbackScreen(value, f"{len(trace_ids)} marked traces"), done)
 

@@ -2,19 +2,24 @@
 list's first page fetched while Textual is still being imported.
 
 Light on purpose (no textual, no aiohttp at import): ``cli`` calls this before importing the
-app. The first page is fetched in a thread with the standard library (``urllib``; aiohttp
-costs ~0.15 s of import, most of it loading the certificate store, and would hold the GIL
-while Textual imports), so the server works on the experiment lookup and the search while
-this process imports Textual and paints its first frame; the app's stream worker shows that
-page at once, then imports the aiohttp client and loads the rest of the buffer as usual.
-Same credentials as the client (env vars, else the URL's user:password); no proxy from the
-environment (the client ignores it too); any failure just leaves the load to the app.
+app. The first page is fetched in a thread over a plain socket (HTTP/1.0, one request per
+connection: no ``urllib.request``/``http.client``, whose imports, email parsing included,
+cost ~25 ms of CPU and compete for the GIL while Textual imports; aiohttp costs ~0.15 s), so
+the server works on the experiment lookup and the search while this process imports Textual;
+the explorer's first frame waits (bounded) for that page and shows its rows, then the app
+imports the aiohttp client and loads the rest of the buffer as usual. Same credentials as
+the client (env vars, else the URL's user:password); no proxy from the environment (the
+client ignores it too); any failure (a redirect, a non-2xx answer, an unexpected framing)
+just leaves the load to the app. As many rows as the terminal has lines: the rest of the
+list loads after the first paint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +30,17 @@ if TYPE_CHECKING:
     from trace_tui.core.experiments import Experiment
     from trace_tui.core.model import TraceInfo
 
-FIRST_PAGE_ROWS = 100  # more than a tall terminal shows; the rest loads after the paint
+FIRST_PAGE_ROWS = 100  # at most; the rest loads after the paint
+
+
+def first_page_rows() -> int:
+    """Rows for the first page: the terminal's lines (more than the list shows, so the list's
+    scroll bar is there from the first frame), FIRST_PAGE_ROWS when unknown."""
+    try:
+        lines = os.get_terminal_size(1).lines
+    except (OSError, ValueError):
+        return FIRST_PAGE_ROWS
+    return max(10, min(FIRST_PAGE_ROWS, lines))
 
 
 def settings_from_args(args: Any) -> tuple[Settings, bool]:
@@ -105,6 +120,11 @@ class FirstPageFetch:
         infos = [TraceInfo.from_json(t) for t in data.get("traces", [])]
         return FirstPage(self.experiment_ref, self.filter_string, exp, infos)
 
+    async def wait(self, timeout_s: float) -> None:
+        """Until the fetch is done, at most ``timeout_s`` (the event loop keeps running)."""
+        if self.thread.is_alive():
+            await asyncio.to_thread(self.thread.join, timeout_s)
+
     def take_ready(self, experiment_ref: str | None, filter_string: str) -> FirstPage | None:
         """``take`` without waiting: None (and still takeable) while the fetch runs."""
         if self.thread.is_alive():
@@ -129,34 +149,74 @@ class FirstPageFetch:
 
 
 class _Caller:
-    """JSON calls to one server with ``urllib`` (HTTPError on a non-2xx answer)."""
+    """JSON calls to one server, HTTP/1.0 over a socket (TLS for https): the answer is read
+    to the end of the connection. Raises on anything but a 2xx JSON object."""
 
     def __init__(self, uri: str, timeout_s: float) -> None:
-        import urllib.request
+        from urllib.parse import urlsplit
 
         from trace_tui.core.http import Credentials
 
         bare, from_url = Credentials.from_url(uri.rstrip("/"))
         env = Credentials.from_env()
         credentials = env if env.present or from_url is None else from_url
-        self.base, self.timeout_s = bare, timeout_s
-        self.headers = {"User-Agent": "trace-tui", "Accept": "application/json",
-                        **credentials.header()}
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self.request = urllib.request.Request
+        parts = urlsplit(bare)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+        self.tls = parts.scheme == "https"
+        self.host, self.port = parts.hostname, parts.port or (443 if self.tls else 80)
+        self.prefix, self.timeout_s = parts.path.rstrip("/"), timeout_s
+        headers = {"Host": parts.netloc, "User-Agent": "trace-tui",
+                   "Accept": "application/json", "Connection": "close",
+                   **credentials.header()}
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._tls_context: Any = None
 
     def __call__(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        headers = dict(self.headers)
-        data = None
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {self.prefix}{path} HTTP/1.0\r\n{self.head}"
         if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        req = self.request(self.base + path, data=data, headers=headers, method=method)
-        with self.opener.open(req, timeout=self.timeout_s) as resp:
-            out = json.loads(resp.read())
+            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        status_line, content = self._exchange((head + "\r\n").encode("latin-1") + data)
+        version, status, *_ = [*status_line.split(None, 2), ""]
+        if not version.startswith("HTTP/") or not status.startswith("2"):
+            raise OSError(f"no 2xx answer: {status_line[:60]!r}")
+        out = json.loads(content)
         if not isinstance(out, dict):
             raise ValueError("not an MLflow answer")
         return out
+
+    def _exchange(self, request: bytes) -> tuple[str, bytes]:
+        """(status line, body): the body ends at Content-Length, else at the end of the
+        connection (HTTP/1.0); a chunked answer (not for a 1.0 request) raises."""
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        try:
+            if self.tls:
+                if self._tls_context is None:
+                    import ssl
+
+                    self._tls_context = ssl.create_default_context()
+                sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
+            sock.sendall(request)
+            raw, length, start = b"", -1, -1
+            while chunk := sock.recv(65536):
+                raw += chunk
+                if start < 0 and b"\r\n\r\n" in raw:
+                    start = raw.index(b"\r\n\r\n") + 4
+                    status_line, *lines = raw[:start - 4].decode("latin-1").split("\r\n")
+                    fields = {k.strip().lower(): v.strip()
+                              for k, _, v in (line.partition(":") for line in lines)}
+                    if "transfer-encoding" in fields:
+                        raise OSError("unexpected framing")
+                    length = int(fields.get("content-length", -1))
+                if 0 <= length <= len(raw) - start:
+                    break
+            if start < 0:
+                raise OSError("no HTTP answer")
+            body = raw[start:]
+            return status_line, body if length < 0 else body[:length]
+        finally:
+            sock.close()
 
 
 def _query(**params: str) -> str:

@@ -59,13 +59,14 @@ class ExplorerScreen(Screen[None]):
         yield self.table
         yield KeyFooter()
 
-    def on_mount(self) -> None:
-        self.explorer.explorer_mounted(self)
+    async def on_mount(self) -> None:
+        # awaited: the screen's first frame comes after it (with the first page's rows)
+        await self.explorer.explorer_mounted(self)
 
     # ------------------------------------------------------------------ actions
 
-    def action_edit_filter(self) -> None:
-        self.filter_bar.start_editing()
+    async def action_edit_filter(self) -> None:
+        await self.filter_bar.start_editing()
 
     def action_toggle_errors(self) -> None:
         self.explorer.toggle_errors_only()
