@@ -62,8 +62,9 @@ if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after th
     from textual.command import Provider
 
     from trace_tui.core.experiments import Experiment
+    from trace_tui.core.first_page import FirstPage
     from trace_tui.tui.screens.trace_view import TraceViewScreen
-    from trace_tui.tui.startup import FirstPage, FirstPageFetch
+    from trace_tui.tui.startup import FirstPageFetch
 
 __all__ = ["ScreenHook", "StaticTraceSource", "TraceExplorerApp", "TraceSource",
            "compose_filter"]
