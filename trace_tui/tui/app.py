@@ -259,8 +259,8 @@ class TraceExplorerApp(App[None]):
             self.call_later(self.action_open_hook, self.start_hook)
 
     async def _close_all(self) -> None:
-        """Textual closes a screen that is on no stack node by node, in no order: the
-        pre-built trace view (maybe still composing) is pruned first, as a stacked one is."""
+        """Textual closes a screen that is on no stack node by node, in no order: a pre-built
+        trace view still composing (quit right after the first paint) finishes first."""
         view = self._trace_view
         if view is not None and view.prebuilt is not None and not view.prebuilt.done():
             with contextlib.suppress(Exception):  # let it finish mounting: then it closes
