@@ -57,7 +57,10 @@ async def test_the_prebuilt_view_is_reused_and_shows_the_trace_opened() -> None:
         assert app._trace_view is view
 
 
-async def test_a_quick_trace_is_shown_with_its_tree_in_its_first_frame() -> None:
+async def test_a_quick_trace_is_shown_with_its_tree_in_its_first_frame(monkeypatch) -> None:
+    import trace_tui.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "LOADING_PUSH_S", 10.0)  # a loaded machine cannot race it
     app = frozen_app()
     pushed: list[bool] = []
     async with app.run_test(size=SIZE) as pilot:
