@@ -128,3 +128,26 @@ async def test_keys_answer_while_a_big_trace_loads() -> None:
         assert "10,000 spans" in str(view.headline.content)
         await pilot.press("j")
         assert view.waterfall.cursor == 1
+
+
+async def test_escape_before_the_view_shows_keeps_the_list(monkeypatch) -> None:
+    import trace_tui.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "LOADING_PUSH_S", 10.0)  # not pushed before the tree
+    big = big_trace_payload(2_000)
+    source = HeldSource([big], held=big["trace_info"]["trace_id"])
+    app = TraceExplorerApp("static://", settings=Settings(theme="textual-dark"), source=source,
+                           persist_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.buffer) == 1, what="the list")
+        await wait_for(pilot, lambda: app._trace_view is not None
+                       and app._trace_view.is_mounted, what="the pre-built trace view")
+        view = app._trace_view
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: view.trace_id == big["trace_info"]["trace_id"],
+                       what="the open")
+        await pilot.press("escape")  # changed my mind while it loads, before it shows
+        source.release.set()
+        await wait_for(pilot, lambda: view.trace_tree is not None, what="the tree")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ExplorerScreen) and view not in app.screen_stack

@@ -592,6 +592,10 @@ class TraceExplorerApp(App[None]):
         if not moved_on and view not in self.screen_stack:  # (a modal it came from is gone)
             self.push_screen(TRACE_VIEW)
 
+    def cancel_trace_open(self) -> None:
+        """Forget a trace view still waiting to be pushed (Escape on the list meanwhile)."""
+        self._cancel_pending_push()
+
     def _cancel_pending_push(self) -> None:
         self._pending_push = None
         if self._pending_push_timer is not None:
