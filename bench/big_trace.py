@@ -66,3 +66,38 @@ def seed_big_trace(uri: str, experiment_id: str, n_spans: int = 10_000,
     spans = big_trace_otlp_spans(n_spans, trace_hex, time.time_ns() - 10**9, seed)
     post_otlp(uri, experiment_id, spans, timeout_s=300.0)
     return f"tr-{trace_hex}"
+
+
+def big_trace_payload(n_spans: int = 10_000, seed: int = 5,
+                      trace_hex: str = "5eed" * 8) -> dict[str, Any]:
+    """The same trace as the trace-data endpoint returns it (MLflow-native spans: base64 ids,
+    JSON-string attribute values), with its trace info: for ``StaticTraceSource`` in the
+    in-process profile and tests, no server needed."""
+    import base64
+    import json
+
+    def b64(hex_id: str) -> str:
+        return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+    def plain(value: dict[str, Any]) -> Any:
+        if "kvlist_value" in value:
+            return {kv["key"]: plain(kv["value"]) for kv in value["kvlist_value"]["values"]}
+        (kind, inner), = value.items()
+        return int(inner) if kind == "int_value" else inner
+
+    start_ns = 1_767_268_800 * 10**9
+    otlp = big_trace_otlp_spans(n_spans, trace_hex, start_ns, seed)
+    spans = [{"trace_id": b64(trace_hex), "span_id": b64(s["spanId"]),
+              "parent_span_id": b64(s["parentSpanId"]) if "parentSpanId" in s else None,
+              "name": s["name"], "start_time_unix_nano": int(s["startTimeUnixNano"]),
+              "end_time_unix_nano": int(s["endTimeUnixNano"]),
+              "attributes": {a["key"]: json.dumps(plain(a["value"])) for a in s["attributes"]},
+              "status": {"code": "STATUS_CODE_OK", "message": ""}, "events": []}
+             for s in otlp]
+    duration_s = (spans[0]["end_time_unix_nano"] - start_ns) / 1e9
+    info = {"trace_id": f"tr-{trace_hex}", "request_time": "2026-01-01T12:00:00.000Z",
+            "execution_duration": f"{duration_s:.3f}s", "state": "OK",
+            "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                               "mlflow_experiment": {"experiment_id": "1"}},
+            "trace_metadata": {}, "tags": {"mlflow.traceName": "agent_loop"}}
+    return {"trace_info": info, "spans": spans}

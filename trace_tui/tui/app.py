@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: loaded in a thread after th
     from collections import deque
 
     from textual.command import Provider
+    from textual.timer import Timer
 
     from trace_tui.core.experiments import Experiment
     from trace_tui.core.first_page import FirstPage
@@ -75,6 +76,8 @@ TRACE_VIEW = "trace-view"
 # How long the first frame waits for the first page fetched at start (a slow server gets the
 # empty list with its "connecting" status after this, the rows when they come).
 FIRST_FRAME_WAIT_S = 0.4
+PREBUILD_AFTER_S = 0.3  # the trace view is built this long after the first rows are painted
+LOADING_PUSH_S = 0.25  # a trace still loading after this shows its view with "loading…"
 # Decoding costs ~28 us a span (8 ms for 300, 0.6 s for 10k): only traces this small decode
 # on the event loop (<= 2 ms, less than a thread hop is worth); the rest in a thread, so
 # keys keep being answered while a big trace opens.
@@ -178,6 +181,9 @@ class TraceExplorerApp(App[None]):
         self.actions = ListActions(self)
         self._explorer: ExplorerScreen | None = None
         self._trace_view: TraceViewScreen | None = None
+        self._trace_view_prebuild = False
+        self._pending_push: tuple[TraceViewScreen, Screen[Any]] | None = None
+        self._pending_push_timer: Timer | None = None
         self._shown_new_above = 0
         if settings.theme in self.available_themes:
             self.theme = settings.theme
@@ -261,6 +267,15 @@ class TraceExplorerApp(App[None]):
             self.notify(f"settings ignored: {warning}", severity="warning", timeout=8)
         if self.start_hook:  # `trace-tui review`: open on that screen
             self.call_later(self.action_open_hook, self.start_hook)
+
+    async def _close_all(self) -> None:
+        """Textual closes a screen that is on no stack node by node, in no order: a pre-built
+        trace view still composing (quit right after the first paint) finishes first."""
+        view = self._trace_view
+        if view is not None and view.prebuilt is not None and not view.prebuilt.done():
+            with contextlib.suppress(Exception):  # let it finish mounting: then it closes
+                await asyncio.wait_for(asyncio.shield(view.prebuilt), 2.0)
+        await super()._close_all()
 
     async def on_unmount(self) -> None:
         self.feed.close()
@@ -416,6 +431,10 @@ class TraceExplorerApp(App[None]):
 
     def list_loaded(self) -> None:
         self._update_status(force=True)
+        if not self._trace_view_prebuild and len(self.traces.buffer):
+            # after the paint of the first rows, build the trace view in idle time
+            self._trace_view_prebuild = True
+            self.call_after_refresh(self.set_timer, PREBUILD_AFTER_S, self._prebuild_trace_view)
 
     def _update_status(self, force: bool = False) -> None:
         screen = self._explorer
@@ -533,22 +552,72 @@ class TraceExplorerApp(App[None]):
 
     # ------------------------------------------------------------------ traces
 
-    def open_trace(self, trace_id: str, info: TraceInfo | None = None) -> None:
-        """Open the trace view (one screen instance, installed once and reused)."""
-        info = info or self.buffer.by_id.get(trace_id)
+    def _trace_view_screen(self) -> TraceViewScreen:
+        """The one trace view, installed on first use (it is reused on every Enter)."""
         from trace_tui.tui.screens.trace_view import TraceViewScreen  # not before first frame
 
         view = self._trace_view
         if view is None:
             view = self._trace_view = TraceViewScreen()
             self.install_screen(view, TRACE_VIEW)
+        return view
+
+    @work(group="prebuild")
+    async def _prebuild_trace_view(self) -> None:
+        """Import, compose, style and lay out the trace view while the user looks at the
+        list, so the first Enter only fills it (runs after the first rows are painted)."""
+        if self._trace_view is not None:
+            return
+        await asyncio.to_thread(importlib.import_module, "trace_tui.tui.screens.trace_view")
+        if self._trace_view is not None or not self.is_running:  # opened, or shutting down
+            return
+        view = self._trace_view_screen()
+        from trace_tui.tui.screens.trace_view import prebuild
+
+        await prebuild(self, view)
+
+    def open_trace(self, trace_id: str, info: TraceInfo | None = None) -> None:
+        """Open the trace view (one screen instance, installed once and reused).
+
+        The pre-built view starts loading at once but is pushed when its tree (or error) is
+        in, or after ``LOADING_PUSH_S``, whichever comes first: a trace that loads quickly
+        paints in one frame, without a "loading…" frame competing with its decode."""
+        info = info or self.buffer.by_id.get(trace_id)
+        view = self._trace_view_screen()
+        self._cancel_pending_push()
         view.open(trace_id, info=info)
-        if self.screen is not view:
-            if view in self.screen_stack:  # e.g. palette "go to" from a modal over it
-                while self.screen is not view:
-                    self.pop_screen()
-            else:
-                self.push_screen(TRACE_VIEW)
+        if self.screen is view:
+            return
+        if view in self.screen_stack:  # e.g. palette "go to" from a modal over it
+            while self.screen is not view:
+                self.pop_screen()
+        elif view.is_mounted and view.fetching:
+            self._pending_push = (view, self.screen)
+            self._pending_push_timer = self.set_timer(LOADING_PUSH_S, self.show_trace_view)
+        else:
+            self.push_screen(TRACE_VIEW)
+
+    def show_trace_view(self) -> None:
+        """Push the trace view opened last (its tree is in, or it took long enough to show
+        "loading…"), unless the user has moved to another screen meanwhile."""
+        pending = self._pending_push
+        self._cancel_pending_push()
+        if pending is None:
+            return
+        view, opened_from = pending
+        moved_on = self.screen is not opened_from and opened_from in self.screen_stack
+        if not moved_on and view not in self.screen_stack:  # (a modal it came from is gone)
+            self.push_screen(TRACE_VIEW)
+
+    def cancel_trace_open(self) -> None:
+        """Forget a trace view still waiting to be pushed (Escape on the list meanwhile)."""
+        self._cancel_pending_push()
+
+    def _cancel_pending_push(self) -> None:
+        self._pending_push = None
+        if self._pending_push_timer is not None:
+            self._pending_push_timer.stop()
+            self._pending_push_timer = None
 
     def go_to_trace(self, trace_id: str) -> None:
         table = self.table

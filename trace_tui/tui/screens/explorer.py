@@ -118,6 +118,7 @@ class ExplorerScreen(Screen[None]):
 
     def action_clear_error(self) -> None:
         self.filter_bar.set_error("")
+        self.explorer.cancel_trace_open()  # Enter then Escape: the trace view stays away
 
     # ------------------------------------------------------------------ events
 

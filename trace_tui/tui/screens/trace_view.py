@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -68,6 +69,7 @@ class TraceViewScreen(Screen[None]):
         self.data_at: float | None = None
         self._detail_timer: Timer | None = None
         self._detail_span: Span | None = None
+        self.prebuilt: asyncio.Future[None] | None = None  # mounted off screen (``prebuild``)
 
     def open(self, trace_id: str, *, info: TraceInfo | None = None,
              tree: TraceTree | None = None, raw: dict[str, Any] | None = None) -> None:
@@ -129,21 +131,28 @@ class TraceViewScreen(Screen[None]):
             tree, raw = await self.explorer.fetch_trace(self.trace_id, screen=self)
         except (MlflowApiError, MlflowUnavailableError, TraceDecodeError) as exc:
             self.load_error = str(exc)
+            self.explorer.show_trace_view()
             self.headline.show_error(self.trace_id, str(exc))
             return
         self.show_tree(tree, raw)
+
+    @property
+    def fetching(self) -> bool:
+        """A trace is being fetched (no tree, no error yet)."""
+        return bool(self.trace_id) and self.trace_tree is None and not self.load_error
 
     def show_tree(self, tree: TraceTree, raw: dict[str, Any] | None = None) -> None:
         """Show a loaded trace (the benchmark times from here to the paint)."""
         self.data_at = time.perf_counter()
         self.painted_at = None
+        self.explorer.show_trace_view()  # opened, not pushed yet: push before filling it
         self.trace_tree, self.raw = tree, raw
         self.load_error = ""
         self._headline()
         self.waterfall.set_tree(tree)
-        self._detail_span = None
-        self._show_detail()
         self.call_after_refresh(self._mark_painted)
+        self._detail_span = None
+        self._show_detail(after_refresh=True)  # the tree paints first, then the detail
 
     def _mark_painted(self) -> None:
         self.painted_at = time.perf_counter()
@@ -161,7 +170,7 @@ class TraceViewScreen(Screen[None]):
             self._detail_timer.stop()
         self._detail_timer = self.set_timer(DETAIL_DELAY_S, self._show_detail)
 
-    def _show_detail(self) -> None:
+    def _show_detail(self, after_refresh: bool = False) -> None:
         self._detail_timer = None
         if not self.detail.display:
             return  # hidden (d): nothing to render until it is shown again
@@ -169,7 +178,7 @@ class TraceViewScreen(Screen[None]):
         if span is self._detail_span and span is not None:
             return
         self._detail_span = span
-        self.detail.show(span, self.trace_tree)
+        self.detail.show(span, self.trace_tree, after_refresh=after_refresh)
 
     def feedback_logged(self, assessment: Assessment) -> None:
         """Feedback for this trace landed: show it in the headline and the detail."""
@@ -275,3 +284,16 @@ class TraceViewScreen(Screen[None]):
     def action_reload(self) -> None:
         self.trace_tree = None
         self.load()
+
+
+async def prebuild(app: TraceExplorerApp, view: TraceViewScreen) -> None:
+    """Compose, style and lay out ``view`` off screen (installed, not pushed), so the first
+    Enter pushes a ready screen. Textual has no public call for this: ``push_screen`` does
+    the same mount through ``_get_screen`` (8.x); a view already pushed is left alone."""
+    if view.is_running:
+        return
+    _screen, mounted = app._get_screen(view)
+    view.prebuilt = asyncio.ensure_future(mounted())
+    await view.prebuilt
+    if view not in app.screen_stack and app.size:
+        view._refresh_layout(app.size)

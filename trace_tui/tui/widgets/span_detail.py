@@ -115,15 +115,28 @@ class SpanDetail(Widget):
         content = body.content
         return content.plain if isinstance(content, Text) else str(content)
 
-    def show(self, span: Span | None, tree: TraceTree | None) -> None:
+    def show(self, span: Span | None, tree: TraceTree | None, *,
+             after_refresh: bool = False) -> None:
         """Show a span. Only the active tab renders now; the others when they are opened
-        (moving the cursor over a 10k-span trace must not render five tabs per step)."""
+        (moving the cursor over a 10k-span trace must not render five tabs per step).
+        ``after_refresh``: the pane is re-rendered (and re-laid out) after the next frame
+        (a trace just opened paints its tree first); the span is set now, so ``body_text``
+        and ``full_text`` already answer for it."""
         self.span, self.trace_tree = span, tree
         self._dirty = set(TABS)
+        if after_refresh:
+            self.call_after_refresh(self._render_span, span, tree)
+        else:
+            self._render_span(span, tree)
+
+    def _render_span(self, span: Span | None, tree: TraceTree | None) -> None:
+        if span is not self.span or tree is not self.trace_tree:
+            return  # a later show() took over
         if span is None or tree is None:
-            for tab in TABS:
-                self._set(tab, Text("no span selected", style="italic"), "")
-            self._dirty.clear()
+            if self._dirty:
+                for tab in TABS:
+                    self._set(tab, Text("no span selected", style="italic"), "")
+                self._dirty.clear()
             return
         n_events = len(span.events)
         label = f"Events ({n_events})" if n_events else "Events"

@@ -114,7 +114,7 @@ class SpanWaterfall(LineList):
         self.rows: list[Span] = []
         self.collapsed: set[str] = set()
         self.show_critical = False
-        self.critical: set[str] = set()
+        self._critical: set[str] | None = set()
         self.matches: set[str] = set()
         self._order: list[Span] = []
         self._order_index: dict[str, int] = {}
@@ -135,7 +135,7 @@ class SpanWaterfall(LineList):
         self._order_index = {}  # built on first search
         self._haystack = {}
         self.rows = list(self._order)
-        self.critical = set(tree.critical_path())
+        self._critical = None  # worked out when the path is first shown (c), not on open
         start, end = tree.start_ns, tree.end_ns
         if end <= start:
             end = start + max(1, int((tree.duration_ms or 0) * 1e6))
@@ -156,12 +156,21 @@ class SpanWaterfall(LineList):
         self._haystack = {}
         self.collapsed = set()
         self.matches = set()
+        self._critical = None
         self.set_cursor_silently(0)
         self._rows_changed()
 
     @property
     def row_count(self) -> int:
         return len(self.rows)
+
+    @property
+    def critical(self) -> set[str]:
+        """Span ids on the critical path of the trace shown."""
+        if self._critical is None:
+            tree = self.trace_tree
+            self._critical = set(tree.critical_path()) if tree is not None else set()
+        return self._critical
 
     @property
     def current(self) -> Span | None:

@@ -1,0 +1,85 @@
+"""In-process profile of opening a big trace in the explorer (no server, no terminal).
+
+Two 10,000-span traces (MLflow-native spans, as the trace-data endpoint and the span cache
+give them) served by ``StaticTraceSource``; the app runs under ``App.run_test`` at 160x50.
+After the list is shown and idle, each trace is opened in turn with ``go_to_trace`` and
+timed to the trace view's first paint with its tree (``painted_at``): wall time, process
+CPU time (both threads: the decode runs in one), and when the tree was in. The first open
+of a process is the one the pty benchmark (bench/open_trace.py) measures.
+
+    .venv/bin/python bench/open_view.py [--opens 4] [--profile N]
+
+``--profile N`` prints a cProfile (main thread) of the N-th open (0-based).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.big_trace import big_trace_payload
+from trace_tui.config.settings import Settings
+from trace_tui.tui.app import TraceExplorerApp
+from trace_tui.tui.sources import StaticTraceSource
+
+
+async def run(opens: int, profile: int | None) -> list[tuple[float, float, float]]:
+    first = big_trace_payload(10_000)
+    second = big_trace_payload(10_000, seed=7, trace_hex="7eed" * 8)
+    second["trace_info"]["request_time"] = "2026-01-01T12:00:05.000Z"
+    ids = [first["trace_info"]["trace_id"], second["trace_info"]["trace_id"]]
+    app = TraceExplorerApp("static://", settings=Settings(theme="textual-dark"),
+                           source=StaticTraceSource([first, second]), persist_settings=False,
+                           mouse=False)
+    out: list[tuple[float, float, float]] = []
+    async with app.run_test(size=(160, 50)) as pilot:
+        while len(app.buffer) < 2:
+            await pilot.pause(0.02)
+        await pilot.pause(1.0)  # the list painted and idle, as a user looking at it
+        for k in range(opens):
+            trace_id = ids[k % 2]
+            prof = cProfile.Profile() if k == profile else None
+            t0, c0 = time.perf_counter(), time.process_time()
+            if prof is not None:
+                prof.enable()
+            app.go_to_trace(trace_id)
+            while True:
+                view = app._trace_view
+                if (view is not None and view.trace_id == trace_id
+                        and view.painted_at is not None):
+                    break
+                await asyncio.sleep(0.001)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if prof is not None:
+                prof.disable()
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            assert view.data_at is not None
+            out.append((wall, cpu, view.data_at - t0))
+            await pilot.pause(0.3)
+            await pilot.press("escape")
+            await pilot.pause(0.3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--opens", type=int, default=4)
+    ap.add_argument("--profile", type=int, default=None)
+    args = ap.parse_args(argv)
+    rows = asyncio.run(run(args.opens, args.profile))
+    print("| open | painted (s) | process CPU (s) | tree in (s) |\n|---|---|---|---|")
+    for k, (wall, cpu, data) in enumerate(rows):
+        what = "first in the process" if k == 0 else "re-open"
+        print(f"| {k} ({what}) | {wall:.3f} | {cpu:.3f} | {data:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
