@@ -55,7 +55,8 @@ def trace_from_rest_json(payload: Mapping[str, Any]) -> Trace:
     from google.protobuf.json_format import ParseDict, ParseError
     from mlflow.protos.service_pb2 import Trace as ProtoTrace
 
-    native = [s for s in spans if isinstance(s, Mapping) and isinstance(s.get("attributes"), dict)]
+    native: list[Any] = [
+        s for s in spans if isinstance(s, Mapping) and isinstance(s.get("attributes"), dict)]
     if not native:
         converted = _native_spans(spans)
         if converted is not None:
