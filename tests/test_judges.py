@@ -394,6 +394,21 @@ def test_make_judge_outputs(fake, pass_trace, fail_trace, key_env) -> None:
     assert server.stats()["tool_calls"] == tool_calls  # outputs judges need no tools
 
 
+def test_make_judge_builds_its_response_format_once(fake, pass_trace, fail_trace) -> None:
+    """The response-format model (pydantic.create_model in mlflow, per call) is built once
+    per judge; every call still sends the typed schema (the fake answers in that type)."""
+    base_url, _ = fake
+    judge = build_judge(spec("scored", "make_judge", base_url, feedback_value_type="float",
+                             instructions="Rate {{ outputs }} for {{ inputs }} from 0 to 1."))
+    first = judge._create_response_format_model()
+    assert judge._create_response_format_model() is first
+    assert set(first.model_json_schema()["properties"]) == {"result", "rationale"}
+    verdicts = [run_judge(judge, t, timeout_s=20) for t in (pass_trace, fail_trace, pass_trace)]
+    assert all(v.error is None and isinstance(v.value, float) for v in verdicts)
+    assert verdicts[0].value == verdicts[2].value
+    assert judge._create_response_format_model() is first
+
+
 def test_make_judge_trace_uses_the_tool_loop(fake, pass_trace, fail_trace) -> None:
     base_url, server = fake
     judge = build_judge(spec("tool-use", "make_judge", base_url,
