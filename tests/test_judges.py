@@ -185,6 +185,57 @@ def test_trace_from_rest_json_accepts_native_dicts(pass_trace) -> None:
     assert trace_from_rest_json(mixed).data.spans[0].outputs == pass_trace.data.spans[0].outputs
 
 
+def _via_protobuf(item: dict):
+    """MLflow's own decoding of a batchGet item (ParseDict + Trace.from_proto): the reference."""
+    from google.protobuf.json_format import ParseDict
+    from mlflow.entities import Trace
+    from mlflow.protos.service_pb2 import Trace as ProtoTrace
+
+    return Trace.from_proto(ParseDict(item, ProtoTrace(), ignore_unknown_fields=True))
+
+
+def _same_trace(a, b) -> None:
+    assert a.to_dict() == b.to_dict()
+    for x, y in zip(a.data.spans, b.data.spans, strict=True):
+        assert (x.inputs, x.outputs, x.attributes, x.status, x.parent_id) == (
+            y.inputs, y.outputs, y.attributes, y.status, y.parent_id)
+        assert [(e.name, e.timestamp, e.attributes) for e in x.events] == [
+            (e.name, e.timestamp, e.attributes) for e in y.events]
+
+
+def test_otel_json_spans_decode_like_mlflow_protobuf_path(seeded) -> None:
+    """OTel-proto JSON spans skip protobuf (the worker's largest CPU cost per trace after the
+    judge call); the Trace must be what MLflow's protobuf decoding gives, for real server
+    output (agents, RAG, error traces with exception events) and hand-built edge cases."""
+    import asyncio
+
+    from trace_tui.core.client import MlflowClient
+    from trace_tui.judging.rest_trace import _native_spans
+
+    async def fetch() -> list[dict]:
+        async with MlflowClient(seeded.uri, span_cache=False) as client:
+            return await client.batch_get_raw(seeded.trace_ids[:150])
+
+    items = asyncio.run(fetch())
+    assert len(items) == 150
+    assert any(i["trace_info"].get("state") == "ERROR" for i in items)
+    assert any(s.get("events") for i in items for s in i["spans"])
+    for item in items:
+        assert _native_spans(item["spans"]) is not None  # the fast path, not the fallback
+        _same_trace(trace_from_rest_json(item), _via_protobuf(item))
+    for item in (rest_trace("x", wrap=False), rest_trace("y", int64_as_str=True, wrap=False)):
+        _same_trace(trace_from_rest_json(item), _via_protobuf(item))
+    # What the direct conversion does not cover still decodes, through protobuf.
+    edge = rest_trace("z", wrap=False)
+    edge["spans"][0]["attributes"].append({"key": "blob", "value": {"bytes_value": "AAE="}})
+    edge["spans"][1]["links"] = [{"trace_id": edge["spans"][1]["trace_id"],
+                                  "span_id": edge["spans"][0]["span_id"]}]
+    edge["spans"][2]["attributes"].append({"key": "empty", "value": {}})
+    assert _native_spans(edge["spans"]) is None
+    _same_trace(trace_from_rest_json(edge), _via_protobuf(edge))
+    assert trace_from_rest_json(edge).data.spans[0].get_attribute("blob") is not None
+
+
 def test_trace_from_rest_json_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="trace_info"):
         trace_from_rest_json({"spans": []})
@@ -341,6 +392,21 @@ def test_make_judge_outputs(fake, pass_trace, fail_trace, key_env) -> None:
     assert good.cost_usd and good.cost_usd > 0  # gpt-4o-mini is in MLflow's bundled catalog
     assert 0 < good.latency_s < 20
     assert server.stats()["tool_calls"] == tool_calls  # outputs judges need no tools
+
+
+def test_make_judge_builds_its_response_format_once(fake, pass_trace, fail_trace) -> None:
+    """The response-format model (pydantic.create_model in mlflow, per call) is built once
+    per judge; every call still sends the typed schema (the fake answers in that type)."""
+    base_url, _ = fake
+    judge = build_judge(spec("scored", "make_judge", base_url, feedback_value_type="float",
+                             instructions="Rate {{ outputs }} for {{ inputs }} from 0 to 1."))
+    first = judge._create_response_format_model()
+    assert judge._create_response_format_model() is first
+    assert set(first.model_json_schema()["properties"]) == {"result", "rationale"}
+    verdicts = [run_judge(judge, t, timeout_s=20) for t in (pass_trace, fail_trace, pass_trace)]
+    assert all(v.error is None and isinstance(v.value, float) for v in verdicts)
+    assert verdicts[0].value == verdicts[2].value
+    assert judge._create_response_format_model() is first
 
 
 def test_make_judge_trace_uses_the_tool_loop(fake, pass_trace, fail_trace) -> None:

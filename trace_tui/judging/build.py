@@ -139,7 +139,24 @@ def build_judge(spec: JudgeSpec) -> Any:
             raise
         raise JudgeConfigError(spec.name, "options", str(e)) from None
     object.__setattr__(judge, _RUNTIME_ATTR, JudgeRuntime(spec, api_key, api_base))
+    _reuse_response_format(judge)
     return judge
+
+
+def _reuse_response_format(judge: Any) -> None:
+    """Build a ``make_judge`` judge's response-format model once, not on every call.
+
+    mlflow 3.17's ``InstructionsJudge._create_response_format_model`` runs
+    ``pydantic.create_model`` per call (about a fifth of a judge call's CPU in an evaluation
+    worker), though the model depends only on the judge's fixed output fields (``result`` of
+    its feedback type, ``rationale``). The judge keeps the first one it built. Judges without
+    that method (built-in scorers, other mlflow versions) are left as they are.
+    """
+    make = getattr(type(judge), "_create_response_format_model", None)
+    if not callable(make):
+        return
+    model = make(judge)
+    object.__setattr__(judge, "_create_response_format_model", lambda: model)
 
 
 def judge_spec_of(judge: Any) -> JudgeSpec | None:
