@@ -135,6 +135,24 @@ async def test_steady_polls_read_the_edge_and_sweeps_find_late_finishers(
     assert sorted(emitted) == sorted(late + fresh), "lost or repeated after the sweep"
 
 
+async def test_a_settled_trace_is_emitted_without_waiting_for_the_next_search(
+        mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
+    """A finished trace is held ``settle_ms`` from first sight, then re-read by id and
+    emitted: no second search (seconds each on a server busy with ingest), and long before
+    the next poll is due."""
+    _, exp = fresh_experiment
+    now_ms = int(time.time() * 1000)
+    ids = set(seed_bulk(mlflow_uri, exp, 5, seed=24, start_ms=now_ms))
+    async with counting_proxy(mlflow_uri) as proxy, MlflowClient(proxy.uri) as client:
+        stream = LiveStream(client, [exp], since_ms=now_ms - 5_000, lookback_ms=60_000,
+                            settle_ms=300, poll_interval_s=120.0)
+        batches: list[StreamBatch] = []
+        seen = await collect(stream, ids, 60, batches)
+    assert sorted(seen) == sorted(ids), "not emitted before the next poll (120 s)"
+    assert proxy.counts[SEARCH] == 1, "the settled traces waited for a search"
+    assert proxy.counts["/api/3.0/mlflow/traces/batchGetInfos"] >= 1
+
+
 @pytest.mark.slow
 async def test_stream_survives_a_server_restart(server_handle: EmbeddedServer,
                                                 fresh_experiment: tuple[str, str]) -> None:

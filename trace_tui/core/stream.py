@@ -11,6 +11,9 @@ MLflow has no push API for traces, so the stream polls ``traces/search``:
 - emit each finished trace once (dedupe by id; the seen-set is pruned past the lookback);
 - traces seen IN_PROGRESS are remembered by id and re-read with ``batchGetInfos`` until they
   finish, because their timestamp can move backwards when the root span lands;
+- a finished trace is held ``settle_ms`` from first sight (its tags land after its spans),
+  then re-read by id with ``batchGetInfos`` and emitted, without waiting for the next search;
+  searches start ``poll_interval_s`` apart, however long the last one took;
 - on a connection error, back off and resume from the same cursor: nothing is skipped.
 """
 
@@ -77,6 +80,11 @@ class TraceCursor:
         if not self.settling:
             return None
         return min(first for _, first in self.settling.values()) + self.settle_ms
+
+    def settled_ids(self, now_ms: int) -> list[str]:
+        """Settling traces whose hold is over at ``now_ms``."""
+        return [trace_id for trace_id, (_, first) in self.settling.items()
+                if now_ms - first >= self.settle_ms]
 
     def accept(self, infos: Sequence[TraceInfo], now_ms: int) -> None:
         """Take in what a poll saw: the latest info of each unemitted trace wins."""
@@ -148,6 +156,7 @@ class LiveStream:
         self._until_sweep = 0  # polls left before the next full sweep; 0 = sweep now
         self.last_poll = PollStats()
         self._wake = asyncio.Event()
+        self._next_poll = 0.0  # monotonic time of the next search
         self._closed = False
         # With skip_existing, traces already finished at the first poll are marked seen but
         # not emitted ("tail -f" semantics); ones still in progress are emitted when done.
@@ -155,6 +164,7 @@ class LiveStream:
 
     def poke(self) -> None:
         """Poll now instead of waiting for the interval (e.g. after the user hits refresh)."""
+        self._next_poll = 0.0
         self._wake.set()
 
     def close(self) -> None:
@@ -194,11 +204,29 @@ class LiveStream:
         return StreamBatch(traces=fresh,
                            pending=len(self.cursor.pending) + len(self.cursor.settling))
 
+    async def settle_once(self) -> StreamBatch:
+        """Re-read the traces whose settle hold is over (``batchGetInfos`` by id, no search)
+        and emit them: their tags had the hold to land, and a search would only find them
+        again at the next poll, a whole search later."""
+        now_ms = int(self.clock() * 1000)
+        due = self.cursor.settled_ids(now_ms)
+        if due:
+            self.cursor.accept(await self.client.batch_get_trace_infos(due), now_ms)
+        fresh = self.cursor.take_settled(now_ms)
+        return StreamBatch(traces=fresh,
+                           pending=len(self.cursor.pending) + len(self.cursor.settling))
+
     async def __aiter__(self) -> AsyncIterator[StreamBatch]:
         failures = 0  # consecutive polls that found the server unavailable
         while not self._closed:
             try:
-                batch = await self.poll_once()
+                if time.monotonic() >= self._next_poll:
+                    # Polls start an interval apart (a slow search does not push the next
+                    # one back by its own duration); settled traces are re-read in between.
+                    self._next_poll = time.monotonic() + self.poll_interval_s
+                    batch = await self.poll_once()
+                else:
+                    batch = await self.settle_once()
             except MlflowUnavailableError as exc:
                 # Unreachable, timed out, 5xx or a proxy's 502/503/504 after the client's own
                 # retries: say so, wait (backoff), resume from the same cursor.
@@ -207,22 +235,24 @@ class LiveStream:
                 self._until_sweep = 0  # traces logged during the outage may lie behind the edge
                 await self._sleep(self.backoff.delay(failures))
                 failures += 1
+                self._next_poll = 0.0
                 continue
             except MlflowApiError:
                 raise  # a bad filter will not fix itself: let the caller show it
             if batch.traces or failures:
                 failures = 0
                 yield batch
-            await self._sleep(self._next_wait_s())
+            await self._sleep(self._next_wait_s(self._next_poll - time.monotonic()))
 
-    def _next_wait_s(self) -> float:
-        """The poll interval, or less when a settling trace comes due sooner: waiting a whole
-        interval past its settle time would add up to an interval to every decision's lag."""
+    def _next_wait_s(self, until_poll_s: float | None = None) -> float:
+        """Until the next poll (an interval by default), or less when a settling trace comes
+        due sooner: waiting for the next search past its settle time would add up to an
+        interval to every decision's lag."""
+        wait_s = self.poll_interval_s if until_poll_s is None else until_poll_s
         due_ms = self.cursor.next_settled_ms()
-        if due_ms is None:
-            return self.poll_interval_s
-        wait_s = (due_ms - self.clock() * 1000) / 1000 + 0.01
-        return min(self.poll_interval_s, max(0.05, wait_s))
+        if due_ms is not None:
+            wait_s = min(wait_s, (due_ms - self.clock() * 1000) / 1000 + 0.01)
+        return max(0.05, wait_s)
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()

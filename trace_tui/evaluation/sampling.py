@@ -23,8 +23,9 @@ from typing import Any
 
 from samplers import Decision, Policy, PopulationCounts, Sampler, TraceRecord
 from trace_tui.core.client import MlflowClient
-from trace_tui.core.errors import ConfigError, MlflowApiError
+from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
+from trace_tui.core.retry import Backoff
 from trace_tui.core.stream import LiveStream
 from trace_tui.evaluation import queue
 from trace_tui.evaluation.records import record_from_info
@@ -258,11 +259,21 @@ class SampleRunner:
         self.state = state
         self.replica = replica
         self.sampler = Sampler(policy, counts=state.counts)
-        # Traces whose tags are being written at once.
-        self._writes = asyncio.Semaphore(tag_concurrency or max(1, client.concurrency // 2))
+        # Traces whose tags are being written at once, one request each: 12 of the client's
+        # 16 connections by default, the rest left to polls and checkpoints. On a server busy
+        # with ingest a tag write waits ~1 s for the store, so writes per second grow with
+        # the requests in flight (docs/performance.md).
+        self._writes = asyncio.Semaphore(
+            tag_concurrency or max(1, client.concurrency * 3 // 2))
         self._in_flight: set[asyncio.Task[int]] = set()
         self._started_writes = 0  # tag writes started by this run (progress total)
         self._write_error: BaseException | None = None
+        # In ``follow``, a tag write the server left unanswered (a server saturated by ingest
+        # answers in more than the read timeout now and then) is retried until it lands:
+        # setting a tag to the value it may already have is harmless. A pass fails instead.
+        self._outlast: Backoff | None = None
+        self.max_pending_tags = 1000  # selected traces waiting for tags before deciding waits
+        self.drain_s = 120.0  # how long a stopping ``follow`` waits for its tag writes
         self.queued_batches = max(1, queued_batches)
         self.stats = SampleStats()
         self.on_batch = on_batch
@@ -350,13 +361,24 @@ class SampleRunner:
         state = tags.pop(state_key)
         async with self._writes:
             started = time.monotonic()
-            # MLflow sets trace tags one per call (no batch route): the facts together, ...
-            await asyncio.gather(*(self.client.set_trace_tag(decision.trace_id, k, v)
-                                   for k, v in tags.items()))
-            # ... then the queue state: a trace is only 'queued' once its facts are there.
-            await self.client.set_trace_tag(decision.trace_id, state_key, state)
+            # MLflow sets trace tags one per call (no batch route), one call at a time: the
+            # facts, then the queue state (a trace is only 'queued' once its facts are there).
+            for key, value in tags.items():
+                await self._set_tag(decision.trace_id, key, value)
+            await self._set_tag(decision.trace_id, state_key, state)
             self.stats.tag_s += time.monotonic() - started
         return 1
+
+    async def _set_tag(self, trace_id: str, key: str, value: str) -> None:
+        failures = 0
+        while True:
+            try:
+                return await self.client.set_trace_tag(trace_id, key, value)
+            except MlflowUnavailableError:
+                if self._outlast is None:
+                    raise
+                await asyncio.sleep(self._outlast.delay(failures))
+                failures += 1
 
     def _snapshot(self, cursor_ms: int) -> _Snapshot:
         """The state now (call it between batches, never while one is being decided), and
@@ -370,6 +392,13 @@ class SampleRunner:
     async def _save(self, snapshot: _Snapshot) -> None:
         # A failed write raises here: that state is not saved (it would lose its trace).
         await asyncio.gather(*snapshot.writes)
+        if self._outlast is not None:  # follow: a checkpoint missed is taken by the next one
+            with contextlib.suppress(MlflowUnavailableError):
+                await self._write_state(snapshot)
+            return
+        await self._write_state(snapshot)
+
+    async def _write_state(self, snapshot: _Snapshot) -> None:
         await save_state_raw(self.client, self.run_id, self.replica, snapshot.raw)
         new = sorted(snapshot.windows)
         for i in range(0, len(new), 40):  # log-batch takes 100 tags; two per window
@@ -407,10 +436,12 @@ class SampleRunner:
         while this one's traces are decided and tagged."""
         batches: asyncio.Queue[tuple[list[TraceInfo], int]] = asyncio.Queue(
             self.queued_batches)
+        self._outlast = Backoff(first_s=0.5, max_s=5.0)
         poller = asyncio.create_task(self._poll_into(batches))
         saving: asyncio.Task[None] | None = None
         cursor_ms = self.stream.cursor.cursor_ms
         last = time.monotonic()
+        landed = True
         try:
             while True:
                 if poller.done():  # closed (or failed): decide what it queued, then stop
@@ -424,6 +455,9 @@ class SampleRunner:
                         getter.cancel()
                         continue
                     traces, cursor_ms = getter.result()
+                while len(self._in_flight) >= self.max_pending_tags:  # tagging fell behind
+                    await asyncio.wait(set(self._in_flight),
+                                       return_when=asyncio.FIRST_COMPLETED)
                 decisions = await self.decide(traces, wait_for_tags=False)
                 if self.on_batch:
                     self.on_batch(decisions, self.stats)
@@ -437,14 +471,24 @@ class SampleRunner:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-            # Every write started is awaited; the last state is saved only if they all landed.
-            results = await asyncio.gather(*self._in_flight, return_exceptions=True)
+            # Every write started is awaited (bounded: the server may be gone); the last
+            # state is saved only if they all landed, else the last checkpoint stands and a
+            # restart decides the rest again (a trace already queued is not tagged twice).
+            if self._in_flight:
+                _, late = await asyncio.wait(set(self._in_flight), timeout=self.drain_s)
+                for task in late:
+                    task.cancel()
+                landed = not late
             if saving is not None:
                 await asyncio.gather(saving, return_exceptions=True)
-            if self._write_error is None and not any(
-                    isinstance(r, BaseException) for r in results):
+            if landed and self._write_error is None:
+                self._outlast = None  # the last save must land, or say why not
                 await self._save(self._snapshot(cursor_ms))
         self._raise_failures(saving)
+        if not landed:
+            raise MlflowUnavailableError(
+                f"tag writes still unanswered after {self.drain_s:.0f} s; the sampler state "
+                "was kept at its last checkpoint (the next run decides the rest again)")
         return self.stats
 
     def _raise_failures(self, saving: asyncio.Task[None] | None) -> None:
