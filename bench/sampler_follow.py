@@ -263,6 +263,10 @@ def main() -> int:
     if "tag_s" in last and last.get("queued"):
         print(f"tag writes: {last['queued']:.0f} traces tagged (3 calls each), "
               f"{1000 * last['tag_s'] / last['queued']:.0f} ms per trace")
+    polls_s = sorted(float(d["poll_s"]) for t, d in lines if "poll_s" in d and t >= t0)
+    if polls_s:
+        print(f"sampler's last search before each batch: p50 {polls_s[len(polls_s) // 2]:.2f} s"
+              f", max {polls_s[-1]:.2f} s over {len(polls_s)} batches")
     if args.probe:
         report_probe(args.probe, polls)
     return 0
