@@ -6,6 +6,9 @@ store) with the population counts (every decision, drops included), the cursor a
 decided near it. State saved as a ``state-<replica>.json`` artifact by earlier versions is
 still read. A restarted sampler resumes from it without counting a
 trace twice; samplers sharing a replica id decide identically, so their saves agree.
+
+Over 500 lines on purpose: the state format, the runner and its pipelined ``follow`` share
+one invariant (a saved decision is tagged on the server), kept in one place to read.
 """
 
 from __future__ import annotations
