@@ -450,18 +450,19 @@ class SampleRunner:
                 if poller.done():  # closed (or failed): decide what it queued, then stop
                     if batches.empty():
                         break
-                    traces, cursor_ms = batches.get_nowait()
+                    traces, batch_cursor_ms = batches.get_nowait()
                 else:
                     getter = asyncio.ensure_future(batches.get())
                     await asyncio.wait({getter, poller}, return_when=asyncio.FIRST_COMPLETED)
                     if not getter.done():
                         getter.cancel()
                         continue
-                    traces, cursor_ms = getter.result()
+                    traces, batch_cursor_ms = getter.result()
                 while len(self._in_flight) >= self.max_pending_tags:  # tagging fell behind
                     await asyncio.wait(set(self._in_flight),
                                        return_when=asyncio.FIRST_COMPLETED)
                 decisions = await self.decide(traces, wait_for_tags=False)
+                cursor_ms = batch_cursor_ms  # the cursor of the last batch decided
                 if self.on_batch:
                     self.on_batch(decisions, self.stats)
                 self._raise_failures(saving)
