@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import itertools
 import json
 import os
 import shutil
@@ -263,6 +264,11 @@ def main() -> int:
     if "tag_s" in last and last.get("queued"):
         print(f"tag writes: {last['queued']:.0f} traces tagged (3 calls each), "
               f"{1000 * last['tag_s'] / last['queued']:.0f} ms per trace")
+    times = [t for t, d in lines if t >= t0 and "poll_s" in d]
+    if len(times) > 1:
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
+        print(f"time between the sampler's batches: p50 {gaps[len(gaps) // 2]:.2f} s, "
+              f"max {gaps[-1]:.2f} s")
     polls_s = sorted(float(d["poll_s"]) for t, d in lines if "poll_s" in d and t >= t0)
     if polls_s:
         print(f"sampler's last search before each batch: p50 {polls_s[len(polls_s) // 2]:.2f} s"

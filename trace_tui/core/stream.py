@@ -11,9 +11,11 @@ MLflow has no push API for traces, so the stream polls ``traces/search``:
 - emit each finished trace once (dedupe by id; the seen-set is pruned past the lookback);
 - traces seen IN_PROGRESS are remembered by id and re-read with ``batchGetInfos`` until they
   finish, because their timestamp can move backwards when the root span lands;
-- a finished trace is held ``settle_ms`` from first sight (its tags land after its spans),
-  then re-read by id with ``batchGetInfos`` and emitted, without waiting for the next search;
-  searches start ``poll_interval_s`` apart, however long the last one took;
+- a finished trace is held ``settle_ms`` from first sight (its tags land after its spans)
+  and emitted by the first poll after that; polls start ``poll_interval_s`` apart however
+  long the last one took, or sooner when a settling trace comes due. (Re-reading settled
+  traces by id between polls was tried: on a server saturated by ingest ``batchGetInfos``
+  took twice a search's time, docs/performance.md);
 - on a connection error, back off and resume from the same cursor: nothing is skipped.
 """
 
@@ -80,11 +82,6 @@ class TraceCursor:
         if not self.settling:
             return None
         return min(first for _, first in self.settling.values()) + self.settle_ms
-
-    def settled_ids(self, now_ms: int) -> list[str]:
-        """Settling traces whose hold is over at ``now_ms``."""
-        return [trace_id for trace_id, (_, first) in self.settling.items()
-                if now_ms - first >= self.settle_ms]
 
     def accept(self, infos: Sequence[TraceInfo], now_ms: int) -> None:
         """Take in what a poll saw: the latest info of each unemitted trace wins."""
@@ -204,29 +201,14 @@ class LiveStream:
         return StreamBatch(traces=fresh,
                            pending=len(self.cursor.pending) + len(self.cursor.settling))
 
-    async def settle_once(self) -> StreamBatch:
-        """Re-read the traces whose settle hold is over (``batchGetInfos`` by id, no search)
-        and emit them: their tags had the hold to land, and a search would only find them
-        again at the next poll, a whole search later."""
-        now_ms = int(self.clock() * 1000)
-        due = self.cursor.settled_ids(now_ms)
-        if due:
-            self.cursor.accept(await self.client.batch_get_trace_infos(due), now_ms)
-        fresh = self.cursor.take_settled(now_ms)
-        return StreamBatch(traces=fresh,
-                           pending=len(self.cursor.pending) + len(self.cursor.settling))
-
     async def __aiter__(self) -> AsyncIterator[StreamBatch]:
         failures = 0  # consecutive polls that found the server unavailable
         while not self._closed:
             try:
-                if time.monotonic() >= self._next_poll:
-                    # Polls start an interval apart (a slow search does not push the next
-                    # one back by its own duration); settled traces are re-read in between.
-                    self._next_poll = time.monotonic() + self.poll_interval_s
-                    batch = await self.poll_once()
-                else:
-                    batch = await self.settle_once()
+                # Polls start an interval apart (a slow search does not push the next one
+                # back by its own duration), or sooner when a settling trace comes due.
+                self._next_poll = time.monotonic() + self.poll_interval_s
+                batch = await self.poll_once()
             except MlflowUnavailableError as exc:
                 # Unreachable, timed out, 5xx or a proxy's 502/503/504 after the client's own
                 # retries: say so, wait (backoff), resume from the same cursor.
