@@ -8,7 +8,12 @@ with a stratified policy (``tags.route``, 5% target rate). Reported:
 - ingest: traces/s the server sustained while the sampler ran (the anchor);
 - decision lag: for the k-th trace, the time the sampler's decided count reached k minus the
   time the producers had delivered k traces (both counts are monotone, so this is the queue
-  delay of an in-order pipeline); p50/p99/max against the target of two poll intervals;
+  delay of an in-order pipeline; a trace is delivered when its OTLP request returns);
+  p50/p99/max against the target of two poll intervals. The sampler prints its counts as it
+  decides (samplers from before the pipelined ``follow`` printed them after tagging);
+- tag lag: for the j-th selected trace, selected count reaching j to queued count reaching j
+  (the wait for its queue tag, seen at the resolution of the sampler's lines), and the
+  seconds one trace's tag writes take;
 - decided == ingested once producers stop (waited for, bounded);
 - the sampler's CPU share: its CPU seconds / wall seconds, and per decided trace.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import itertools
 import json
 import os
 import shutil
@@ -57,14 +63,26 @@ POLL_S = 2.0  # SampleRunner's default poll interval
 
 
 def produce(uri: str, exp: str, until: float, log: list[tuple[float, int]]) -> None:
-    """Deliver 4 parallel batches of 100 finished traces at a time until ``until``; log
-    (time, cumulative)."""
-    total, seed = log[-1][1], 1000
-    while time.monotonic() < until:
+    """Rounds of 4 parallel OTLP requests of 100 finished traces until ``until``; log
+    (time, cumulative) as each request returns. (Logging once a round, as this bench did
+    before, dated every trace at the slowest request's return: the other requests' traces
+    were visible seconds earlier, and the lag read seconds short.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def deliver(seed: int) -> None:
         now_ms = int(time.time() * 1000) - 2_000
-        total += len(seed_bulk(uri, exp, 400, seed=seed, start_ms=now_ms, spacing_ms=2.5))
-        log.append((time.monotonic(), total))
-        seed += 1
+        n = len(seed_bulk(uri, exp, 100, seed=seed, start_ms=now_ms, spacing_ms=2.5,
+                          workers=1))
+        with lock:
+            log.append((time.monotonic(), log[-1][1] + n))
+
+    seed = 1000
+    with ThreadPoolExecutor(4) as pool:
+        while time.monotonic() < until:
+            list(pool.map(deliver, range(seed, seed + 4)))
+            seed += 4
 
 
 def probe(uri: str, exp: str, sweep_every: int, stop: threading.Event,
@@ -97,7 +115,9 @@ def report_probe(mode: str, polls: list[PollStats]) -> None:
           f"{seconds / max(1, searches):.2f} s/search; {sum(p.sweep for p in polls)} sweeps")
 
 
-def read_decisions(proc: subprocess.Popen[str], log: list[tuple[float, int]]) -> None:
+def read_decisions(proc: subprocess.Popen[str], log: list[tuple[float, int]],
+                   lines: list[tuple[float, dict[str, float]]]) -> None:
+    """The sampler's JSON lines: (time, decided) in ``log``, every line in ``lines``."""
     assert proc.stdout is not None
     for line in proc.stdout:
         try:
@@ -105,7 +125,26 @@ def read_decisions(proc: subprocess.Popen[str], log: list[tuple[float, int]]) ->
         except ValueError:
             continue
         if "decided" in doc:
-            log.append((time.monotonic(), int(doc["decided"])))
+            now = time.monotonic()
+            log.append((now, int(doc["decided"])))
+            lines.append((now, doc))
+
+
+def tag_lags(lines: list[tuple[float, dict[str, float]]], after: float) -> list[float]:
+    """For the j-th trace selected after ``after``: when the queued count reached j minus
+    when the selected count did (the selected traces' tags land in about the order they
+    were decided). Unknown where the sampler prints no line after its last tags land."""
+    selected = [(t, int(d["selected"])) for t, d in lines]
+    queued = [(t, int(d["queued"])) for t, d in lines]
+    first = next((c for t, c in selected if t >= after), None)
+    if first is None or not selected:
+        return []
+    out = []
+    for j in range(first + 1, selected[-1][1] + 1):
+        t_sel, t_q = time_reached(selected, j), time_reached(queued, j)
+        if t_sel is not None and t_q is not None:
+            out.append(max(0.0, t_q - t_sel))
+    return sorted(out)
 
 
 def drain(stream: IO[str], tail: deque[str]) -> None:
@@ -145,7 +184,8 @@ def main() -> int:
                  "--follow", "--since", "10m"], env={**env, "MLFLOW_TRACKING_URI": uri},
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             decided: list[tuple[float, int]] = []
-            reader = threading.Thread(target=read_decisions, args=(sampler, decided),
+            lines: list[tuple[float, dict[str, float]]] = []
+            reader = threading.Thread(target=read_decisions, args=(sampler, decided, lines),
                                       daemon=True)
             reader.start()
             errors: deque[str] = deque(maxlen=40)
@@ -215,6 +255,24 @@ def main() -> int:
           f"{cpu / wall / cores:.0%} of the machine's {cores}; "
           f"{1000 * cpu / max(1, final):.2f} ms per decided trace; "
           f"load {os.getloadavg()[0]:.1f}")
+    tags = tag_lags(lines, t0)
+    if tags:
+        print(f"tag lag (selected -> its queue tag written, as far as the sampler's lines "
+              f"show): p50 {tags[len(tags) // 2]:.2f} s, p99 "
+              f"{tags[min(len(tags) - 1, int(0.99 * len(tags)))]:.2f} s over {len(tags)}")
+    last = next((d for _, d in reversed(lines) if "tag_s" in d), {})
+    if "tag_s" in last and last.get("queued"):
+        print(f"tag writes: {last['queued']:.0f} traces tagged (3 calls each), "
+              f"{1000 * last['tag_s'] / last['queued']:.0f} ms per trace")
+    times = [t for t, d in lines if t >= t0 and "poll_s" in d]
+    if len(times) > 1:
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
+        print(f"time between the sampler's batches: p50 {gaps[len(gaps) // 2]:.2f} s, "
+              f"max {gaps[-1]:.2f} s")
+    polls_s = sorted(float(d["poll_s"]) for t, d in lines if "poll_s" in d and t >= t0)
+    if polls_s:
+        print(f"sampler's last search before each batch: p50 {polls_s[len(polls_s) // 2]:.2f} s"
+              f", max {polls_s[-1]:.2f} s over {len(polls_s)} batches")
     if args.probe:
         report_probe(args.probe, polls)
     return 0

@@ -135,6 +135,22 @@ async def test_steady_polls_read_the_edge_and_sweeps_find_late_finishers(
     assert sorted(emitted) == sorted(late + fresh), "lost or repeated after the sweep"
 
 
+async def test_a_settled_trace_is_emitted_when_it_comes_due_not_a_poll_later(
+        mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
+    """A finished trace is held ``settle_ms`` from first sight, then the stream polls again
+    at once: it does not wait out the poll interval (120 s here)."""
+    _, exp = fresh_experiment
+    now_ms = int(time.time() * 1000)
+    ids = set(seed_bulk(mlflow_uri, exp, 5, seed=24, start_ms=now_ms))
+    async with counting_proxy(mlflow_uri) as proxy, MlflowClient(proxy.uri) as client:
+        stream = LiveStream(client, [exp], since_ms=now_ms - 5_000, lookback_ms=60_000,
+                            settle_ms=300, poll_interval_s=120.0)
+        batches: list[StreamBatch] = []
+        seen = await collect(stream, ids, 60, batches)
+    assert sorted(seen) == sorted(ids), "not emitted before the next poll (120 s)"
+    assert proxy.counts[SEARCH] == 2  # the first sight, then the poll when they came due
+
+
 @pytest.mark.slow
 async def test_stream_survives_a_server_restart(server_handle: EmbeddedServer,
                                                 fresh_experiment: tuple[str, str]) -> None:

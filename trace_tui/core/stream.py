@@ -11,6 +11,11 @@ MLflow has no push API for traces, so the stream polls ``traces/search``:
 - emit each finished trace once (dedupe by id; the seen-set is pruned past the lookback);
 - traces seen IN_PROGRESS are remembered by id and re-read with ``batchGetInfos`` until they
   finish, because their timestamp can move backwards when the root span lands;
+- a finished trace is held ``settle_ms`` from first sight (its tags land after its spans)
+  and emitted by the first poll after that; polls start ``poll_interval_s`` apart however
+  long the last one took, or sooner when a settling trace comes due. (Re-reading settled
+  traces by id between polls was tried: on a server saturated by ingest ``batchGetInfos``
+  took twice a search's time, docs/performance.md);
 - on a connection error, back off and resume from the same cursor: nothing is skipped.
 """
 
@@ -148,6 +153,7 @@ class LiveStream:
         self._until_sweep = 0  # polls left before the next full sweep; 0 = sweep now
         self.last_poll = PollStats()
         self._wake = asyncio.Event()
+        self._next_poll = 0.0  # monotonic time of the next search
         self._closed = False
         # With skip_existing, traces already finished at the first poll are marked seen but
         # not emitted ("tail -f" semantics); ones still in progress are emitted when done.
@@ -155,6 +161,7 @@ class LiveStream:
 
     def poke(self) -> None:
         """Poll now instead of waiting for the interval (e.g. after the user hits refresh)."""
+        self._next_poll = 0.0
         self._wake.set()
 
     def close(self) -> None:
@@ -198,6 +205,9 @@ class LiveStream:
         failures = 0  # consecutive polls that found the server unavailable
         while not self._closed:
             try:
+                # Polls start an interval apart (a slow search does not push the next one
+                # back by its own duration), or sooner when a settling trace comes due.
+                self._next_poll = time.monotonic() + self.poll_interval_s
                 batch = await self.poll_once()
             except MlflowUnavailableError as exc:
                 # Unreachable, timed out, 5xx or a proxy's 502/503/504 after the client's own
@@ -207,22 +217,24 @@ class LiveStream:
                 self._until_sweep = 0  # traces logged during the outage may lie behind the edge
                 await self._sleep(self.backoff.delay(failures))
                 failures += 1
+                self._next_poll = 0.0
                 continue
             except MlflowApiError:
                 raise  # a bad filter will not fix itself: let the caller show it
             if batch.traces or failures:
                 failures = 0
                 yield batch
-            await self._sleep(self._next_wait_s())
+            await self._sleep(self._next_wait_s(self._next_poll - time.monotonic()))
 
-    def _next_wait_s(self) -> float:
-        """The poll interval, or less when a settling trace comes due sooner: waiting a whole
-        interval past its settle time would add up to an interval to every decision's lag."""
+    def _next_wait_s(self, until_poll_s: float | None = None) -> float:
+        """Until the next poll (an interval by default), or less when a settling trace comes
+        due sooner: waiting for the next search past its settle time would add up to an
+        interval to every decision's lag."""
+        wait_s = self.poll_interval_s if until_poll_s is None else until_poll_s
         due_ms = self.cursor.next_settled_ms()
-        if due_ms is None:
-            return self.poll_interval_s
-        wait_s = (due_ms - self.clock() * 1000) / 1000 + 0.01
-        return min(self.poll_interval_s, max(0.05, wait_s))
+        if due_ms is not None:
+            wait_s = min(wait_s, (due_ms - self.clock() * 1000) / 1000 + 0.01)
+        return max(0.05, wait_s)
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()

@@ -192,7 +192,9 @@ def run_sample(args: argparse.Namespace) -> int:
         if args.follow:
             def batch_line(_: Any, s: Any) -> None:
                 progress.finish()
-                _print_json({"decided": s.decided, "selected": s.selected, "queued": s.queued})
+                _print_json({"decided": s.decided, "selected": s.selected, "queued": s.queued,
+                             "tag_s": round(s.tag_s, 3),
+                             "poll_s": round(runner.stream.last_poll.seconds, 3)})
 
             runner.on_batch = batch_line
             _stop_on_signals(runner.stream.close)

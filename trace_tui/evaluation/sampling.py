@@ -6,24 +6,29 @@ store) with the population counts (every decision, drops included), the cursor a
 decided near it. State saved as a ``state-<replica>.json`` artifact by earlier versions is
 still read. A restarted sampler resumes from it without counting a
 trace twice; samplers sharing a replica id decide identically, so their saves agree.
+
+Over 500 lines on purpose: the state format, the runner and its pipelined ``follow`` share
+one invariant (a saved decision is tagged on the server), kept in one place to read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from samplers import Decision, Policy, PopulationCounts, Sampler, TraceRecord
 from trace_tui.core.client import MlflowClient
-from trace_tui.core.errors import ConfigError, MlflowApiError
+from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
+from trace_tui.core.retry import Backoff
 from trace_tui.core.stream import LiveStream
 from trace_tui.evaluation import queue
 from trace_tui.evaluation.records import record_from_info
@@ -122,8 +127,13 @@ async def load_state(client: MlflowClient, run_id: str, policy: Policy,
 async def save_state(client: MlflowClient, run_id: str, replica: str,
                      state: PolicyState) -> None:
     """Write the state as run tags (every server holds them: no artifact store involved)."""
+    await save_state_raw(client, run_id, replica, state.to_json())
+
+
+async def save_state_raw(client: MlflowClient, run_id: str, replica: str, raw: bytes) -> None:
+    """``save_state`` for a state already serialised (``PolicyState.to_json``)."""
     run = await client.get_run(run_id)
-    for batch in state_tag_batches(run_tags(run), replica, state.to_json()):
+    for batch in state_tag_batches(run_tags(run), replica, raw):
         await client.set_run_tags(run_id, batch)
 
 
@@ -217,14 +227,33 @@ class SampleStats:
     selected: int = 0
     queued: int = 0  # tags written by this run (already-queued traces are not re-tagged)
     by_rule: dict[str, int] = field(default_factory=dict)
+    tag_s: float = 0.0  # seconds spent writing one selected trace's tags, summed over traces
+
+
+@dataclass
+class _Snapshot:
+    """A state to save once the tag writes it depends on have landed."""
+
+    raw: bytes
+    windows: set[int]
+    writes: list[asyncio.Task[int]]
 
 
 class SampleRunner:
-    """Decide every new finished trace once; tag the selected ones into the queue."""
+    """Decide every new finished trace once; tag the selected ones into the queue.
+
+    ``follow`` polls and decides in two tasks joined by a bounded queue of batches, so the
+    next poll runs while tags are written; tag writes run in the background, at most
+    ``tag_concurrency`` traces at a time. A checkpoint saves the state as it was between two
+    batches, and only once every tag write started before it has landed: a saved decision is
+    always on the server, so a restarted sampler neither loses a trace (decided, never
+    tagged) nor counts one twice.
+    """
 
     def __init__(self, client: MlflowClient, policy: Policy, experiment_ids: Sequence[str],
                  run_id: str, state: PolicyState, replica: str, *, since_ms: int,
                  lookback_ms: int = 120_000, poll_interval_s: float = 2.0,
+                 tag_concurrency: int | None = None, queued_batches: int = 4,
                  on_batch: Callable[[list[Decision], SampleStats], None] | None = None,
                  on_progress: Callable[[str, int, int], None] | None = None) -> None:
         self.client = client
@@ -233,11 +262,25 @@ class SampleRunner:
         self.state = state
         self.replica = replica
         self.sampler = Sampler(policy, counts=state.counts)
-        self._writes = asyncio.Semaphore(max(1, client.concurrency // 2))  # traces in flight
+        # Traces whose tags are being written at once, one request each: 12 of the client's
+        # 16 connections by default, the rest left to polls and checkpoints. On a server busy
+        # with ingest a tag write waits ~1 s for the store, so writes per second grow with
+        # the requests in flight (docs/performance.md).
+        self._writes = asyncio.Semaphore(
+            tag_concurrency or max(1, client.concurrency * 3 // 2))
+        self._in_flight: set[asyncio.Task[int]] = set()
+        self._started_writes = 0  # tag writes started by this run (progress total)
+        self._write_error: BaseException | None = None
+        # In ``follow``, a tag write the server left unanswered (a server saturated by ingest
+        # answers in more than the read timeout now and then) is retried until it lands:
+        # setting a tag to the value it may already have is harmless. A pass fails instead.
+        self._outlast: Backoff | None = None
+        self.max_pending_tags = 1000  # selected traces waiting for tags before deciding waits
+        self.drain_s = 120.0  # how long a stopping ``follow`` waits for its tag writes
+        self.queued_batches = max(1, queued_batches)
         self.stats = SampleStats()
         self.on_batch = on_batch
         self.on_progress = on_progress  # (phase, done, total): reading | tagging
-        self._tagged = 0
         start = state.cursor_ms if state.cursor_ms is not None else since_ms
         self.stream = LiveStream(client, experiment_ids, filter_string=source_filter(policy),
                                  since_ms=start, lookback_ms=lookback_ms,
@@ -247,7 +290,10 @@ class SampleRunner:
         self._windows: set[int] = set()  # windows decided by this run, not yet recorded
         self._recorded: set[int] = set()
 
-    async def decide(self, infos: Sequence[TraceInfo]) -> list[Decision]:
+    async def decide(self, infos: Sequence[TraceInfo], *,
+                     wait_for_tags: bool = True) -> list[Decision]:
+        """Decide ``infos`` and start tagging the selected ones; with ``wait_for_tags``
+        return once those tags are written (else they land in the background)."""
         infos = sorted(infos, key=lambda i: (i.request_time_ms, i.trace_id))
         records = await self._records(infos)
         # ~2.5 us a decision: a backfill over a week decides millions; off the event loop,
@@ -256,7 +302,6 @@ class SampleRunner:
                      else self._decide_all(records))
         by_id = {i.trace_id: i for i in infos}
         writes = []
-        self._tagged = 0
         for decision in decisions:
             self.stats.decided += 1
             self._windows.add(decision.window_start_ms)
@@ -266,11 +311,11 @@ class SampleRunner:
             self.stats.selected += 1
             if queue.queue_state(by_id[decision.trace_id].tags, self.policy.name):
                 continue  # queued before (a restart, or another sampler): keep its state
-            writes.append(self.tag(decision))
-        results = await asyncio.gather(*(self._counted(w, len(writes)) for w in writes))
-        self.stats.queued += sum(results)
+            writes.append(self._start_tag(decision))
         for info in infos:
             self.state.recent[info.trace_id] = info.request_time_ms
+        if wait_for_tags and writes:
+            await asyncio.gather(*writes)
         return decisions
 
     def _decide_all(self, records: Sequence[TraceRecord]) -> list[Decision]:
@@ -288,14 +333,25 @@ class SampleRunner:
         self.on_progress("reading", len(infos), len(infos))
         return out
 
-    async def _counted(self, write: Awaitable[int], total: int) -> int:
-        """Await one tag write and report the run's queueing so far (over every pass)."""
-        result = await write
-        self._tagged += 1
+    def _start_tag(self, decision: Decision) -> asyncio.Task[int]:
+        task = asyncio.create_task(self.tag(decision))
+        self._in_flight.add(task)
+        self._started_writes += 1
+        task.add_done_callback(self._tag_done)
+        return task
+
+    def _tag_done(self, task: asyncio.Task[int]) -> None:
+        """Count a finished tag write (and report the run's queueing so far)."""
+        self._in_flight.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self._write_error = self._write_error or error
+            return
+        self.stats.queued += task.result()
         if self.on_progress is not None:
-            self.on_progress("tagging", self.stats.queued + self._tagged,
-                             self.stats.queued + total)
-        return result
+            self.on_progress("tagging", self.stats.queued, self._started_writes)
 
     async def tag(self, decision: Decision) -> int:
         facts = queue.SampleFacts(
@@ -307,23 +363,55 @@ class SampleRunner:
         state_key = next(reversed(tags))
         state = tags.pop(state_key)
         async with self._writes:
-            await asyncio.gather(*(self.client.set_trace_tag(decision.trace_id, k, v)
-                                   for k, v in tags.items()))
-            # The queue state goes last: a trace is only 'queued' once its facts are there.
-            await self.client.set_trace_tag(decision.trace_id, state_key, state)
+            started = time.monotonic()
+            # MLflow sets trace tags one per call (no batch route), one call at a time: the
+            # facts, then the queue state (a trace is only 'queued' once its facts are there).
+            for key, value in tags.items():
+                await self._set_tag(decision.trace_id, key, value)
+            await self._set_tag(decision.trace_id, state_key, state)
+            self.stats.tag_s += time.monotonic() - started
         return 1
 
-    async def checkpoint(self) -> None:
-        cursor = self.stream.cursor
-        self.state.cursor_ms = cursor.cursor_ms
-        floor = cursor.query_from_ms()
+    async def _set_tag(self, trace_id: str, key: str, value: str) -> None:
+        failures = 0
+        while True:
+            try:
+                return await self.client.set_trace_tag(trace_id, key, value)
+            except MlflowUnavailableError:
+                if self._outlast is None:
+                    raise
+                await asyncio.sleep(self._outlast.delay(failures))
+                failures += 1
+
+    def _snapshot(self, cursor_ms: int) -> _Snapshot:
+        """The state now (call it between batches, never while one is being decided), and
+        the tag writes it waits for."""
+        self.state.cursor_ms = cursor_ms
+        floor = max(0, cursor_ms - self.stream.cursor.lookback_ms)
         self.state.recent = {k: v for k, v in self.state.recent.items() if v >= floor}
-        await save_state(self.client, self.run_id, self.replica, self.state)
-        new = sorted(self._windows - self._recorded)
+        return _Snapshot(self.state.to_json(), self._windows - self._recorded,
+                         list(self._in_flight))
+
+    async def _save(self, snapshot: _Snapshot) -> None:
+        # A failed write raises here: that state is not saved (it would lose its trace).
+        await asyncio.gather(*snapshot.writes)
+        if self._outlast is not None:  # follow: a checkpoint missed is taken by the next one
+            with contextlib.suppress(MlflowUnavailableError):
+                await self._write_state(snapshot)
+            return
+        await self._write_state(snapshot)
+
+    async def _write_state(self, snapshot: _Snapshot) -> None:
+        await save_state_raw(self.client, self.run_id, self.replica, snapshot.raw)
+        new = sorted(snapshot.windows)
         for i in range(0, len(new), 40):  # log-batch takes 100 tags; two per window
             await self.client.set_run_tags(self.run_id, window_version_tags(self.policy,
                                                                             new[i:i + 40]))
         self._recorded.update(new)
+
+    async def checkpoint(self) -> None:
+        """Save the state (at the stream's cursor) once the tags written so far landed."""
+        await self._save(self._snapshot(self.stream.cursor.cursor_ms))
 
     async def run_once(self) -> SampleStats:
         """One pass: everything finished since the cursor, then save."""
@@ -338,21 +426,81 @@ class SampleRunner:
             self.on_batch(decisions, self.stats)
         return self.stats
 
+    async def _poll_into(self, batches: asyncio.Queue[tuple[list[TraceInfo], int]]) -> None:
+        """The stream's batches, each with the cursor it left (the state to save once the
+        batch is decided); waits while the queue is full, so the cursor never runs far
+        ahead of the decisions."""
+        async for batch in self.stream:
+            if batch.connected and batch.traces:
+                await batches.put((batch.traces, self.stream.cursor.cursor_ms))
+
     async def follow(self, checkpoint_every_s: float = 10.0) -> SampleStats:
+        """Decide new traces as they settle until the stream is closed; the next poll runs
+        while this one's traces are decided and tagged."""
+        batches: asyncio.Queue[tuple[list[TraceInfo], int]] = asyncio.Queue(
+            self.queued_batches)
+        self._outlast = Backoff(first_s=0.5, max_s=5.0)
+        poller = asyncio.create_task(self._poll_into(batches))
+        saving: asyncio.Task[None] | None = None
+        cursor_ms = self.stream.cursor.cursor_ms
         last = time.monotonic()
+        landed = True
         try:
-            async for batch in self.stream:
-                if not batch.connected:
-                    continue
-                decisions = await self.decide(batch.traces)
+            while True:
+                if poller.done():  # closed (or failed): decide what it queued, then stop
+                    if batches.empty():
+                        break
+                    traces, batch_cursor_ms = batches.get_nowait()
+                else:
+                    getter = asyncio.ensure_future(batches.get())
+                    await asyncio.wait({getter, poller}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        continue
+                    traces, batch_cursor_ms = getter.result()
+                while len(self._in_flight) >= self.max_pending_tags:  # tagging fell behind
+                    await asyncio.wait(set(self._in_flight),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                decisions = await self.decide(traces, wait_for_tags=False)
+                cursor_ms = batch_cursor_ms  # the cursor of the last batch decided
                 if self.on_batch:
                     self.on_batch(decisions, self.stats)
-                if time.monotonic() - last >= checkpoint_every_s:
-                    await self.checkpoint()
+                self._raise_failures(saving)
+                if time.monotonic() - last >= checkpoint_every_s and (
+                        saving is None or saving.done()):
+                    saving = asyncio.create_task(self._save(self._snapshot(cursor_ms)))
                     last = time.monotonic()
+            poller.result()  # a bad filter, say: raise it
         finally:
-            await self.checkpoint()
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            # Every write started is awaited (bounded: the server may be gone); the last
+            # state is saved only if they all landed, else the last checkpoint stands and a
+            # restart decides the rest again (a trace already queued is not tagged twice).
+            if self._in_flight:
+                _, late = await asyncio.wait(set(self._in_flight), timeout=self.drain_s)
+                for task in late:
+                    task.cancel()
+                landed = not late
+            if saving is not None:
+                await asyncio.gather(saving, return_exceptions=True)
+            if landed and self._write_error is None:
+                self._outlast = None  # the last save must land, or say why not
+                await self._save(self._snapshot(cursor_ms))
+        self._raise_failures(saving)
+        if not landed:
+            raise MlflowUnavailableError(
+                f"tag writes still unanswered after {self.drain_s:.0f} s; the sampler state "
+                "was kept at its last checkpoint (the next run decides the rest again)")
         return self.stats
+
+    def _raise_failures(self, saving: asyncio.Task[None] | None) -> None:
+        if self._write_error is not None:
+            raise self._write_error
+        if saving is not None and saving.done() and not saving.cancelled() \
+                and saving.exception() is not None:
+            raise saving.exception()  # type: ignore[misc]
 
 
 WINDOW_TAG = "trace_tui.window."  # + <window_start_ms>.policy_version / .policy_sha256
