@@ -1,9 +1,15 @@
 """A bounded on-disk cache of finished traces' spans (they never change once a trace is OK or
 ERROR). Trace info, tags and assessments are never cached: callers always read them fresh.
 
-One file per (server, trace id) under the user cache dir, named by a hash of both; content
-is ``MAGIC`` + a JSON header line (server, trace id) + zlib-compressed ``{"spans": [...]}``
-JSON. Files are written 0600 (dir 0700) through a temp file and ``rename``, so a concurrent
+One file per (server, trace id) under the user cache dir, named by a hash of both. Format 2
+(written): ``MAGIC`` + a JSON header line (format, server, trace id) + zlib-compressed
+msgpack of the spans as the server gave them plus, per span of the tree, its decoded fields
+(hex ids, name, times, status, own token usage and cost: ``Row``), so a re-open builds the
+tree without a JSON parse or a span decode. msgpack (msgspec, typed) holds data only: a file
+cannot run code. Format 1 (``MAGIC_V1``, zlib-compressed ``{"spans": [...]}`` JSON) is still
+read; the client rewrites it as format 2 once decoded.
+
+Files are written 0600 (dir 0700) through a temp file and ``rename``, so a concurrent
 reader never sees half a file. The total size is bounded: the least recently used files
 (by mtime, bumped on every hit) go first. A corrupt or foreign file is deleted with a
 one-line warning and reads as a miss.
@@ -20,12 +26,23 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import platformdirs
 
-MAGIC = b"trace-tui spans v1\n"
+try:
+    from orjson import loads as json_loads
+except ImportError:  # pragma: no cover
+    json_loads = json.loads  # type: ignore[assignment]
+
+from trace_tui.core.model import Span, TokenUsage, TraceTree, decode_span
+
+MAGIC_V1 = b"trace-tui spans v1\n"
+MAGIC = b"trace-tui spans v2\n"
+FORMAT = 2
 DEFAULT_MAX_MB = 512
 CACHE_DIR_ENV = "TRACE_TUI_CACHE_DIR"
 MAX_MB_ENV = "TRACE_TUI_SPAN_CACHE_MB"  # the same name Settings.span_cache_mb reads
@@ -35,6 +52,83 @@ SUFFIX = ".spans"
 STALE_TMP_S = 3600.0  # a temp file this old belongs to a writer that died
 
 log = logging.getLogger("trace_tui.span_cache")
+
+
+class Row(msgspec.Struct, array_like=True, frozen=True):
+    """One span of the tree, decoded: ``index`` of its raw span in the file's span list
+    (whose attributes and events it keeps), and what ``decode_span`` and the roll-up
+    would work out from that raw span."""
+
+    index: int
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    status: str
+    status_message: str
+    tokens: tuple[int, int, int] | None
+    cost: float | None
+
+
+class Body(msgspec.Struct, array_like=True):
+    spans: list[Any]  # as the server gave them
+    rows: list[Row] | None = None  # None: decode ``spans`` (written without a tree)
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_body = msgspec.msgpack.Decoder(Body).decode
+
+
+@dataclass(slots=True)
+class Cached:
+    """A cache hit: the raw spans, and the decoded rows when the file has them."""
+
+    spans: list[Any]
+    rows: list[Row] | None
+    format: int
+
+
+def rows_of(spans: list[Any], tree: TraceTree) -> list[Row] | None:
+    """Rows for ``tree`` decoded (``decode_trace``) from exactly ``spans``; None when the
+    spans do not map one to one onto the tree's (duplicate ids): the file then keeps the
+    raw spans only."""
+    if len(tree.spans) != len(spans):
+        return None
+    rows = []
+    for i, span in enumerate(tree.spans.values()):  # first-seen order: the raw order
+        tokens = span.tokens
+        cost = span.cost_usd
+        rows.append(Row(i, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns,
+                        span.status, span.status_message,
+                        None if tokens is None else (tokens.input, tokens.output, tokens.total),
+                        None if cost is None else float(cost)))
+    return rows
+
+
+def spans_of(cached: Cached) -> list[Span]:
+    """The Span objects ``decode_span`` would give for the cached spans (TraceDecodeError
+    as it would raise); from the rows without decoding when the file has them."""
+    raws = cached.spans
+    ids: dict[Any, str] = {}
+    if cached.rows is None:
+        return [decode_span(raw, ids) for raw in raws]
+    out = []
+    for row in cached.rows:
+        raw = raws[row.index]
+        if type(raw) is not dict or raw.get("events"):  # rare: the general decoder
+            out.append(decode_span(raw, ids))
+            continue
+        attrs = raw.get("attributes")
+        native = isinstance(attrs, dict)
+        if not native and not isinstance(attrs, list):
+            attrs = {}
+        tokens = row.tokens
+        out.append(Span(row.span_id, row.parent_id, row.name, row.start_ns, row.end_ns,
+                        row.status, row.status_message, attrs, [], native_json=native,
+                        tokens=None if tokens is None else TokenUsage(*tokens),
+                        cost=row.cost))
+    return out
 
 
 def default_dir() -> Path:
@@ -89,7 +183,12 @@ class SpanCache:
         return self.path(server, trace_id).is_file()
 
     def get_bytes(self, server: str, trace_id: str) -> bytes | None:
-        """The cached ``{"spans": [...]}`` JSON bytes, or None (miss, or a bad file dropped)."""
+        """The cached spans as ``{"spans": [...]}`` JSON bytes, or None (miss, bad file)."""
+        cached = self.get(server, trace_id)
+        return None if cached is None else spans_body(cached.spans)
+
+    def get(self, server: str, trace_id: str) -> Cached | None:
+        """The cached spans (and rows), or None (miss, or a bad file dropped)."""
         path = self.path(server, trace_id)
         try:
             blob = path.read_bytes()
@@ -102,9 +201,7 @@ class SpanCache:
             return None
         body = self._unwrap(blob, server, trace_id)
         if body is None:
-            self.warn(f"span cache: discarded corrupt or foreign file {path}")
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self.drop(path)
             self.misses += 1
             return None
         with contextlib.suppress(OSError):
@@ -112,29 +209,64 @@ class SpanCache:
         self.hits += 1
         return body
 
+    def drop(self, path: Path) -> None:
+        """Delete a corrupt or foreign file, with the one-line warning."""
+        self.warn(f"span cache: discarded corrupt or foreign file {path}")
+        with contextlib.suppress(OSError):
+            path.unlink()
+
     @staticmethod
-    def _unwrap(blob: bytes, server: str, trace_id: str) -> bytes | None:
-        if not blob.startswith(MAGIC):
+    def _unwrap(blob: bytes, server: str, trace_id: str) -> Cached | None:
+        version = 2 if blob.startswith(MAGIC) else 1 if blob.startswith(MAGIC_V1) else 0
+        if not version:
             return None
-        end = blob.find(b"\n", len(MAGIC))
+        start = len(MAGIC) if version == 2 else len(MAGIC_V1)
+        end = blob.find(b"\n", start)
         if end < 0:
             return None
         try:
-            header = json.loads(blob[len(MAGIC):end])
+            header = json.loads(blob[start:end])
             if (not isinstance(header, dict) or header.get("server") != server
-                    or header.get("trace_id") != trace_id):
+                    or header.get("trace_id") != trace_id
+                    or (version == 2 and header.get("format") != FORMAT)):
                 return None
-            body = zlib.decompress(blob[end + 1:])
-        except (ValueError, zlib.error):
+            raw = zlib.decompress(blob[end + 1:])
+            if version == 2:
+                body = _decode_body(raw)
+                if body.rows is not None and any(
+                        not 0 <= r.index < len(body.spans) for r in body.rows):
+                    return None
+                return Cached(body.spans, body.rows, 2)
+            data = json_loads(raw) if raw[:1] == b"{" else None  # format 1: JSON
+        except (ValueError, zlib.error, msgspec.DecodeError, RecursionError):
             return None
-        return body if body[:1] == b"{" else None
+        spans = data.get("spans") if isinstance(data, dict) else None
+        return Cached(spans, None, 1) if isinstance(spans, list) else None
 
     # ------------------------------------------------------------------ write
 
     def put_bytes(self, server: str, trace_id: str, body: bytes) -> None:
-        """Store ``{"spans": [...]}`` JSON bytes; an unwritable cache only warns."""
-        header = json.dumps({"server": server, "trace_id": trace_id}).encode()
-        blob = MAGIC + header + b"\n" + zlib.compress(body, 1)
+        """Store spans given as ``{"spans": [...]}`` JSON bytes (not stored if not that)."""
+        try:
+            data = json_loads(body)
+        except ValueError:
+            return
+        spans = data.get("spans") if isinstance(data, dict) else None
+        if isinstance(spans, list):
+            self.put(server, trace_id, spans)
+
+    def put(self, server: str, trace_id: str, spans: list[Any],
+            rows: list[Row] | None = None) -> None:
+        """Store a trace's spans as the server gave them, with their decoded ``rows``
+        (``rows_of``) when known; an unwritable cache only warns."""
+        header = json.dumps({"format": FORMAT, "server": server,
+                             "trace_id": trace_id}).encode()
+        try:
+            packed = _encode(Body(spans, rows))
+        except (TypeError, ValueError, OverflowError):  # not JSON-like data: not cached
+            return
+        blob = MAGIC + header + b"\n" + zlib.compress(packed, 1)
+        del packed
         if len(blob) > self.max_bytes:
             return
         path = self.path(server, trace_id)

@@ -20,14 +20,15 @@ except ImportError:  # pragma: no cover
 
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
 from trace_tui.core.model import (
+    PENDING_INFO,
     TraceDecodeError,
     TraceInfo,
     TraceTree,
     build_tree,
-    decode_span,
     decode_trace,
+    with_info,
 )
-from trace_tui.core.span_cache import SpanCache, spans_body
+from trace_tui.core.span_cache import Cached, SpanCache, rows_of, spans_of
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500 (batchGetInfos chunks too)
 
@@ -138,7 +139,57 @@ class SpanReads:
 
     async def get_trace(self, trace_id: str) -> TraceTree:
         """One trace with its spans (partial traces allowed, so in-progress ones open)."""
-        return await decode_off_loop(await self.get_trace_json(trace_id))
+        return (await self.get_trace_and_json(trace_id))[0]
+
+    async def get_trace_and_json(self, trace_id: str) -> tuple[TraceTree, dict[str, Any]]:
+        """One trace's tree and its ``{"trace_info", "spans"}`` JSON (``get_trace_json``).
+        A finished trace in the span cache is read, and its tree built (in a thread, GC
+        paused), while its info is requested: the info then only completes the tree."""
+        cache = self.span_cache
+        loading = None
+        if cache is not None and cache.has(self.tracking_uri, trace_id):
+            loading = asyncio.ensure_future(asyncio.to_thread(self._load_cached, trace_id))
+        try:
+            info = await self._trace_info_json(trace_id)
+        except BaseException:
+            if loading is not None:
+                await asyncio.gather(loading, return_exceptions=True)
+            raise
+        finished = info.get("state") in FINISHED
+        if loading is not None:
+            loaded = await loading
+            if finished and loaded is not None:
+                cached, tree = loaded
+                payload: dict[str, Any] = {"trace_info": info, "spans": cached.spans}
+                if tree is None:  # spans that do not decode: fail as without the cache
+                    return await decode_off_loop(payload), payload
+                tree = with_info(tree, TraceInfo.from_json(info))
+                if cached.rows is None:  # an older or tree-less file: rewrite with rows
+                    self._cache_later(trace_id, cached.spans, tree)
+                return tree, payload
+        payload = await self._fetch_spans(trace_id, info)
+        spans: list[Any] = payload["spans"]
+        try:
+            tree = await decode_off_loop(payload)
+        except TraceDecodeError:
+            if finished:
+                self._cache_later(trace_id, spans)
+            raise
+        if finished:
+            self._cache_later(trace_id, spans, tree)
+        return tree, payload
+
+    def _load_cached(self, trace_id: str) -> tuple[Cached, TraceTree | None] | None:
+        """A cached trace's spans and its tree without the info (in a worker thread)."""
+        cache = self.span_cache
+        cached = None if cache is None else cache.get(self.tracking_uri, trace_id)
+        if cached is None:
+            return None
+        with gc_paused():
+            try:
+                return cached, build_tree(PENDING_INFO, spans_of(cached))
+            except TraceDecodeError:
+                return cached, None
 
     async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
         """The ``{"trace_info", "spans"}`` JSON of one trace (for the explorer, judges and
@@ -162,21 +213,26 @@ class SpanReads:
             spans = await cached
             if finished and spans is not None:
                 return {"trace_info": info, "spans": spans}
+        payload = await self._fetch_spans(trace_id, info)
+        if finished:
+            self._cache_later(trace_id, payload["spans"])
+        return payload
+
+    async def _fetch_spans(self, trace_id: str, info: dict[str, Any]) -> dict[str, Any]:
+        """The trace's JSON from the server: the trace-data endpoint, else ``traces/get``."""
         body = await self._artifact_body(trace_id)
         spans = None
         if body is not None:
             data = await self._parse_or_none(body)
             spans = data.get("spans") if isinstance(data, dict) else None
             if not isinstance(spans, list):
-                spans, body = None, None
+                spans = None
         if spans is None:
             data = await self._request("GET", "/api/3.0/mlflow/traces/get",
                                        params={"trace_id": trace_id, "allow_partial": "true"})
             trace = dict(self._field(data, "trace", "traces/get"))
             spans = trace.get("spans") or []
             info = trace.get("trace_info") or info
-        if finished:
-            self._cache_later(trace_id, spans, body)
         return {"trace_info": info, "spans": spans}
 
     async def _artifact_body(self, trace_id: str) -> bytes | None:
@@ -206,28 +262,18 @@ class SpanReads:
             return None
 
     def _read_cached(self, trace_id: str) -> list[Any] | None:
-        """Cached spans (in a worker thread); a file that holds no span list is dropped."""
+        """Cached spans (in a worker thread); a bad file is dropped by the cache."""
         cache = self.span_cache
         if cache is None:
             return None
-        body = cache.get_bytes(self.tracking_uri, trace_id)
-        if body is None:
-            return None
-        try:
-            data = parse_json(body)
-        except ValueError:
-            data = None
-        spans = data.get("spans") if isinstance(data, dict) else None
-        if not isinstance(spans, list):
-            path = cache.path(self.tracking_uri, trace_id)
-            cache.warn(f"span cache: discarded corrupt file {path}")
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
-        return spans
+        with gc_paused():
+            cached = cache.get(self.tracking_uri, trace_id)
+        return None if cached is None else cached.spans
 
-    def _cache_later(self, trace_id: str, spans: list[Any], body: bytes | None) -> None:
-        """Write a finished trace's spans to the cache in a worker thread, off the caller's
+    def _cache_later(self, trace_id: str, spans: list[Any],
+                     tree: TraceTree | None = None) -> None:
+        """Write a finished trace's spans (with the decoded rows of ``tree``, decoded from
+        exactly these spans, when given) to the cache in a worker thread, off the caller's
         path; ``close()`` waits for writes still running."""
         cache = self.span_cache
         if cache is None:
@@ -235,7 +281,7 @@ class SpanReads:
         server = self.tracking_uri
 
         def write() -> None:
-            cache.put_bytes(server, trace_id, body if body is not None else spans_body(spans))
+            cache.put(server, trace_id, spans, None if tree is None else rows_of(spans, tree))
 
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(write))
         self._cache_writes.add(task)
@@ -262,7 +308,7 @@ class SpanReads:
                 continue
             by_id[str(info["trace_id"])] = raw
             if cache is not None and info.get("state") in FINISHED:
-                self._cache_later(str(info["trace_id"]), list(raw.get("spans") or []), None)
+                self._cache_later(str(info["trace_id"]), list(raw.get("spans") or []))
         return [by_id[t] for t in ids if t in by_id]
 
     def _read_many(self, infos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -309,14 +355,17 @@ class SpanReads:
         return [trees[t] for t in ids if t in trees]
 
     def _trees_from_cache(self, infos: list[TraceInfo]) -> dict[str, TraceTree]:
-        out = {}
+        out: dict[str, TraceTree] = {}
+        cache = self.span_cache
+        if cache is None:
+            return out
         with gc_paused():
             for info in infos:
-                spans = self._read_cached(info.trace_id)
-                if spans is None:
+                cached = cache.get(self.tracking_uri, info.trace_id)
+                if cached is None:
                     continue
                 try:
-                    out[info.trace_id] = build_tree(info, [decode_span(s) for s in spans])
+                    out[info.trace_id] = build_tree(info, spans_of(cached))
                 except TraceDecodeError:
                     continue
         return out

@@ -636,13 +636,12 @@ class TraceExplorerApp(App[None]):
 
     async def fetch_trace(self, trace_id: str, screen: TraceViewScreen | None = None
                           ) -> tuple[TraceTree, dict[str, Any]]:
-        """The trace with its spans and its raw JSON (decoded off the event loop)."""
-        raw = await self.client.get_trace_json(trace_id)
+        """The trace with its spans and its raw JSON (decoded off the event loop; a cached
+        trace's tree is built while its info is requested)."""
+        tree, raw = await self.client.get_trace_and_json(trace_id)
         if screen is not None:
             screen.fetched_at = time.perf_counter()
-        from trace_tui.core.spans import decode_off_loop  # the client's rule: big ones threaded
-
-        return await decode_off_loop(raw), raw
+        return tree, raw
 
     def export_current(self) -> None:
         from trace_tui.tui.screens.trace_view import TraceViewScreen
