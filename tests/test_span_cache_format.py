@@ -96,6 +96,7 @@ async def test_cached_reopen_equals_the_uncached_tree_span_for_span(
         first = await client.get_trace(rich)  # fetched, then written with its rows
     cached = cache.get(mlflow_uri, rich)
     assert cached is not None and cached.format == 2 and cached.rows is not None
+    assert cached.walk is not None
     assert len(cached.rows) == 40
     async with counting_proxy(mlflow_uri) as proxy:
         async with MlflowClient(proxy.uri, span_cache=cache) as client:
@@ -165,6 +166,31 @@ async def test_format_1_file_is_read_then_rewritten_as_format_2(
     assert warnings == []
 
 
+async def test_tree_kept_under_other_rules_is_rebuilt_from_its_spans(
+        rich: str, mlflow_uri: str, tmp_path: Path) -> None:
+    """A file whose tree was built by other model rules (``TREE_RULES``) is not a bad file:
+    its spans are decoded again, without a warning or a fetch, and the file rewritten."""
+    warnings: list[str] = []
+    cache = new_cache(tmp_path, warnings)
+    async with MlflowClient(mlflow_uri, span_cache=cache) as client:
+        reference = await client.get_trace(rich)
+    path = cache.path(mlflow_uri, rich)
+    path.write_bytes(path.read_bytes().replace(b'"tree": 1', b'"tree": 0', 1))
+    cached = cache.get(mlflow_uri, rich)
+    assert cached is not None and cached.rows is None and cached.walk is None
+    async with counting_proxy(mlflow_uri) as proxy:
+        proxy_path = cache.path(proxy.uri, rich)
+        proxy_path.write_bytes(path.read_bytes().replace(
+            json.dumps(mlflow_uri).encode(), json.dumps(proxy.uri).encode(), 1))
+        async with MlflowClient(proxy.uri, span_cache=cache) as client:
+            assert whole(await client.get_trace(rich)) == whole(reference)
+        assert proxy.counts[ARTIFACT_PATH] == 0 and proxy.counts[GET] == 0
+    assert b'"tree": 1' in proxy_path.read_bytes()
+    cached = cache.get(proxy.uri, rich)
+    assert cached is not None and cached.walk is not None
+    assert warnings == []
+
+
 class Evil:
     def __reduce__(self) -> tuple[Any, ...]:
         return (Path.touch, (Path("/tmp/trace-tui-cache-ran-code"),))
@@ -173,14 +199,19 @@ class Evil:
 def damaged(good: bytes, damage: str) -> bytes:
     end = good.index(b"\n", len(MAGIC))
     header = good[:end + 1]
-    row = msgspec.structs.replace(Row(0, "ab" * 8, None, "x", 1, 2, "OK", "", None, None),
-                                  index=5)
+    row = Row(0, "ab" * 8, None, "x", 1, 2, "OK", "", None, None, (0, 0, 0), 0.0)
+    two = [{"name": "x"}, {"name": "y"}]
+    rows = [row, msgspec.structs.replace(row, index=1, span_id="cd" * 8)]
     body = {
         "truncated": good[:len(good) - 60],
         "garbage_body": header + zlib.compress(b"\xc1\xc1 not msgpack"),
         "wrong_types": header + zlib.compress(msgspec.msgpack.encode([[{"a": 1}], [["x"]]])),
         "row_out_of_range": header + zlib.compress(
-            msgspec.msgpack.encode([[{"name": "x"}], [row]])),
+            msgspec.msgpack.encode([[{"name": "x"}], [msgspec.structs.replace(row, index=5)]])),
+        "walk_with_a_loop": header + zlib.compress(  # row 0 twice: a cycle if linked
+            msgspec.msgpack.encode([two, rows, [[0, 0], [0, 1]]])),
+        "walk_skipping_a_depth": header + zlib.compress(
+            msgspec.msgpack.encode([two, rows, [[0, 0], [1, 2]]])),
         "future_format": good.replace(b'"format": 2', b'"format": 3', 1),
         "pickle": header + zlib.compress(pickle.dumps(Evil())),
         "bare_pickle": pickle.dumps(Evil()),
@@ -189,7 +220,8 @@ def damaged(good: bytes, damage: str) -> bytes:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage_body", "wrong_types",
-                                    "row_out_of_range", "future_format", "pickle",
+                                    "row_out_of_range", "walk_with_a_loop",
+                                    "walk_skipping_a_depth", "future_format", "pickle",
                                     "bare_pickle"])
 async def test_bad_format_2_file_is_discarded_with_one_warning_and_fetched(
         rich: str, mlflow_uri: str, tmp_path: Path, damage: str) -> None:

@@ -624,6 +624,38 @@ def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
                      tokens=tokens, cost_usd=cost)
 
 
+# The span cache keeps trees as built here; bump when decode_span or build_tree would give
+# another result for the same spans, and cached trees are rebuilt from their spans.
+TREE_RULES = 1
+
+
+def tree_from_walk(info: TraceInfo, spans: list[Span], walk: list[tuple[int, int]]
+                   ) -> TraceTree:
+    """The tree ``build_tree(info, spans)`` gave, from its depth-first walk (index into
+    ``spans``, depth) and spans whose ``tokens_total``/``cost_total`` are set: no linking
+    by id, no sort, no roll-up. ``walk`` must visit every span once, each depth at most one
+    more than the one before (the span cache checks)."""
+    roots: list[Span] = []
+    stack: list[Span] = []
+    for pos, depth in walk:
+        span = spans[pos]
+        span.depth = depth
+        span.children = []
+        del stack[depth:]
+        (stack[-1].children if stack else roots).append(span)
+        stack.append(span)
+    by_id: dict[str, Span] = {}
+    for span in spans:
+        by_id.setdefault(span.span_id, span)
+    starts = [s.start_ns for s in spans if s.start_ns]
+    ends = [s.end_ns for s in spans if s.end_ns]
+    start_ns = min(starts) if starts else info.request_time_ms * 1_000_000
+    end_ns = max(ends) if ends else start_ns
+    return TraceTree(info=info, roots=roots, spans=by_id, start_ns=start_ns, end_ns=end_ns,
+                     tokens=sum((r.tokens_total for r in roots), ZERO_TOKENS),
+                     cost_usd=sum(r.cost_total for r in roots))
+
+
 def with_info(tree: TraceTree, info: TraceInfo) -> TraceTree:
     """``tree`` for another TraceInfo: what ``build_tree(info, spans)`` gives, for a tree
     built before its info came (the span cache decodes while the info is requested)."""

@@ -38,7 +38,17 @@ try:
 except ImportError:  # pragma: no cover
     json_loads = json.loads  # type: ignore[assignment]
 
-from trace_tui.core.model import Span, TokenUsage, TraceTree, decode_span
+from trace_tui.core.model import (
+    TREE_RULES,
+    ZERO_TOKENS,
+    Span,
+    TokenUsage,
+    TraceInfo,
+    TraceTree,
+    build_tree,
+    decode_span,
+    tree_from_walk,
+)
 
 MAGIC_V1 = b"trace-tui spans v1\n"
 MAGIC = b"trace-tui spans v2\n"
@@ -69,11 +79,14 @@ class Row(msgspec.Struct, array_like=True, frozen=True):
     status_message: str
     tokens: tuple[int, int, int] | None
     cost: float | None
+    tokens_total: tuple[int, int, int]  # the subtree's, as the tree rolled it up
+    cost_total: float
 
 
 class Body(msgspec.Struct, array_like=True):
     spans: list[Any]  # as the server gave them
     rows: list[Row] | None = None  # None: decode ``spans`` (written without a tree)
+    walk: list[tuple[int, int]] | None = None  # the tree, depth first: (row, depth)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -82,28 +95,66 @@ _decode_body = msgspec.msgpack.Decoder(Body).decode
 
 @dataclass(slots=True)
 class Cached:
-    """A cache hit: the raw spans, and the decoded rows when the file has them."""
+    """A cache hit: the raw spans, and the decoded rows and tree walk when the file has
+    them (and was written under the same ``TREE_RULES``)."""
 
     spans: list[Any]
     rows: list[Row] | None
     format: int
+    walk: list[tuple[int, int]] | None = None
 
 
-def rows_of(spans: list[Any], tree: TraceTree) -> list[Row] | None:
-    """Rows for ``tree`` decoded (``decode_trace``) from exactly ``spans``; None when the
-    spans do not map one to one onto the tree's (duplicate ids): the file then keeps the
-    raw spans only."""
+def _usage(tokens: TokenUsage) -> tuple[int, int, int]:
+    return (tokens.input, tokens.output, tokens.total)
+
+
+def rows_of(spans: list[Any], tree: TraceTree
+            ) -> tuple[list[Row], list[tuple[int, int]]] | None:
+    """Rows and walk for ``tree`` decoded (``decode_trace``) from exactly ``spans``; None
+    when the spans do not map one to one onto the tree's (duplicate ids): the file then
+    keeps the raw spans only."""
     if len(tree.spans) != len(spans):
         return None
     rows = []
+    position = {}
     for i, span in enumerate(tree.spans.values()):  # first-seen order: the raw order
         tokens = span.tokens
         cost = span.cost_usd
+        position[id(span)] = i
         rows.append(Row(i, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns,
                         span.status, span.status_message,
-                        None if tokens is None else (tokens.input, tokens.output, tokens.total),
-                        None if cost is None else float(cost)))
-    return rows
+                        None if tokens is None else _usage(tokens),
+                        None if cost is None else float(cost),
+                        _usage(span.tokens_total), float(span.cost_total)))
+    return rows, [(position[id(span)], span.depth) for span in tree.walk()]
+
+
+def tree_of(cached: Cached, info: TraceInfo) -> TraceTree:
+    """The tree ``build_tree`` gives for the cached spans (TraceDecodeError as it would
+    raise): from the rows and walk without decoding, linking or rolling up when the file
+    has them."""
+    spans = spans_of(cached)
+    if cached.walk is None or cached.rows is None:
+        return build_tree(info, spans)
+    for span, row in zip(spans, cached.rows, strict=True):
+        total = row.tokens_total
+        span.tokens_total = ZERO_TOKENS if total == (0, 0, 0) else TokenUsage(*total)
+        span.cost_total = row.cost_total
+    return tree_from_walk(info, spans, cached.walk)
+
+
+def _valid_walk(walk: list[tuple[int, int]], n: int) -> bool:
+    """Every row once, depths a depth-first walk gives: linking it cannot loop."""
+    if len(walk) != n:
+        return False
+    seen = bytearray(n)
+    previous = -1
+    for pos, depth in walk:
+        if not 0 <= pos < n or seen[pos] or not 0 <= depth <= previous + 1:
+            return False
+        seen[pos] = 1
+        previous = depth
+    return True
 
 
 def spans_of(cached: Cached) -> list[Span]:
@@ -233,10 +284,14 @@ class SpanCache:
             raw = zlib.decompress(blob[end + 1:])
             if version == 2:
                 body = _decode_body(raw)
-                if body.rows is not None and any(
-                        not 0 <= r.index < len(body.spans) for r in body.rows):
+                rows, walk = body.rows, body.walk
+                if rows is not None and any(not 0 <= r.index < len(body.spans) for r in rows):
                     return None
-                return Cached(body.spans, body.rows, 2)
+                if walk is not None and (rows is None or not _valid_walk(walk, len(rows))):
+                    return None
+                if header.get("tree") != TREE_RULES:  # built by other rules: rebuild
+                    rows = walk = None
+                return Cached(body.spans, rows, 2, walk)
             data = json_loads(raw) if raw[:1] == b"{" else None  # format 1: JSON
         except (ValueError, zlib.error, msgspec.DecodeError, RecursionError):
             return None
@@ -256,13 +311,14 @@ class SpanCache:
             self.put(server, trace_id, spans)
 
     def put(self, server: str, trace_id: str, spans: list[Any],
-            rows: list[Row] | None = None) -> None:
-        """Store a trace's spans as the server gave them, with their decoded ``rows``
-        (``rows_of``) when known; an unwritable cache only warns."""
-        header = json.dumps({"format": FORMAT, "server": server,
+            tree: tuple[list[Row], list[tuple[int, int]]] | None = None) -> None:
+        """Store a trace's spans as the server gave them, with their decoded rows and tree
+        walk (``rows_of``) when known; an unwritable cache only warns."""
+        header = json.dumps({"format": FORMAT, "tree": TREE_RULES, "server": server,
                              "trace_id": trace_id}).encode()
+        rows, walk = tree if tree is not None else (None, None)
         try:
-            packed = _encode(Body(spans, rows))
+            packed = _encode(Body(spans, rows, walk))
         except (TypeError, ValueError, OverflowError):  # not JSON-like data: not cached
             return
         blob = MAGIC + header + b"\n" + zlib.compress(packed, 1)

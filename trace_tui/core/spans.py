@@ -24,11 +24,10 @@ from trace_tui.core.model import (
     TraceDecodeError,
     TraceInfo,
     TraceTree,
-    build_tree,
     decode_trace,
     with_info,
 )
-from trace_tui.core.span_cache import Cached, SpanCache, rows_of, spans_of
+from trace_tui.core.span_cache import Cached, SpanCache, rows_of, tree_of
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500 (batchGetInfos chunks too)
 
@@ -187,7 +186,7 @@ class SpanReads:
             return None
         with gc_paused():
             try:
-                return cached, build_tree(PENDING_INFO, spans_of(cached))
+                return cached, tree_of(cached, PENDING_INFO)
             except TraceDecodeError:
                 return cached, None
 
@@ -365,7 +364,7 @@ class SpanReads:
                 if cached is None:
                     continue
                 try:
-                    out[info.trace_id] = build_tree(info, spans_of(cached))
+                    out[info.trace_id] = tree_of(cached, info)
                 except TraceDecodeError:
                     continue
         return out
