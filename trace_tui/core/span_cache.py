@@ -42,6 +42,7 @@ from trace_tui.core.model import (
     TREE_RULES,
     ZERO_TOKENS,
     Span,
+    SpanEvent,
     TokenUsage,
     TraceInfo,
     TraceTree,
@@ -64,12 +65,11 @@ STALE_TMP_S = 3600.0  # a temp file this old belongs to a writer that died
 log = logging.getLogger("trace_tui.span_cache")
 
 
-class Row(msgspec.Struct, array_like=True, frozen=True):
-    """One span of the tree, decoded: ``index`` of its raw span in the file's span list
-    (whose attributes and events it keeps), and what ``decode_span`` and the roll-up
-    would work out from that raw span."""
+class Row(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One span of the tree, decoded: what ``decode_span`` and the roll-up worked out from
+    the raw span at the same position in the file's span list (its attributes, the bulk,
+    are kept once, in ``Body.attrs``)."""
 
-    index: int
     span_id: str
     parent_id: str | None
     name: str
@@ -81,66 +81,104 @@ class Row(msgspec.Struct, array_like=True, frozen=True):
     cost: float | None
     tokens_total: tuple[int, int, int]  # the subtree's, as the tree rolled it up
     cost_total: float
+    events: list[tuple[str, int, dict[str, Any]]]
 
 
 class Body(msgspec.Struct, array_like=True):
-    spans: list[Any]  # as the server gave them
+    # The spans as the server gave them (msgpack, decoded only when asked for: a re-open
+    # needs the rows only); with rows, each span's "attributes" value is in ``attrs``.
+    spans: msgspec.Raw
     rows: list[Row] | None = None  # None: decode ``spans`` (written without a tree)
     walk: list[tuple[int, int]] | None = None  # the tree, depth first: (row, depth)
+    attrs: list[Any] | None = None  # per row, its span's "attributes"
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_body = msgspec.msgpack.Decoder(Body).decode
+_decode_spans = msgspec.msgpack.Decoder(list[Any]).decode
 
 
 @dataclass(slots=True)
 class Cached:
-    """A cache hit: the raw spans, and the decoded rows and tree walk when the file has
-    them (and was written under the same ``TREE_RULES``)."""
+    """A cache hit: the raw spans (None when not asked for and not needed), and the
+    decoded rows, tree walk and attributes when the file has them (and was written under
+    the same ``TREE_RULES``)."""
 
-    spans: list[Any]
+    spans: list[Any] | None
     rows: list[Row] | None
     format: int
     walk: list[tuple[int, int]] | None = None
+    attrs: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class TreeRows:
+    """What a file keeps of a decoded tree besides the raw spans (``rows_of``)."""
+
+    spans: list[Any]  # the raw spans, each "attributes" value moved to ``attrs``
+    rows: list[Row]
+    walk: list[tuple[int, int]]
+    attrs: list[Any]
 
 
 def _usage(tokens: TokenUsage) -> tuple[int, int, int]:
     return (tokens.input, tokens.output, tokens.total)
 
 
-def rows_of(spans: list[Any], tree: TraceTree
-            ) -> tuple[list[Row], list[tuple[int, int]]] | None:
-    """Rows and walk for ``tree`` decoded (``decode_trace``) from exactly ``spans``; None
-    when the spans do not map one to one onto the tree's (duplicate ids): the file then
-    keeps the raw spans only."""
+def rows_of(spans: list[Any], tree: TraceTree) -> TreeRows | None:
+    """Rows, walk and attributes for ``tree`` decoded (``decode_trace``) from exactly
+    ``spans``; None when the spans do not map one to one onto the tree's (duplicate ids):
+    the file then keeps the raw spans only."""
     if len(tree.spans) != len(spans):
         return None
     rows = []
+    attrs = []
+    stripped = []
     position = {}
-    for i, span in enumerate(tree.spans.values()):  # first-seen order: the raw order
+    for i, (raw, span) in enumerate(zip(spans, tree.spans.values(), strict=True)):
+        # tree.spans is in first-seen order: the raw order
         tokens = span.tokens
         cost = span.cost_usd
         position[id(span)] = i
-        rows.append(Row(i, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns,
+        rows.append(Row(span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns,
                         span.status, span.status_message,
                         None if tokens is None else _usage(tokens),
                         None if cost is None else float(cost),
-                        _usage(span.tokens_total), float(span.cost_total)))
-    return rows, [(position[id(span)], span.depth) for span in tree.walk()]
+                        _usage(span.tokens_total), float(span.cost_total),
+                        [(e.name, e.time_ns, e.attributes) for e in span.events]))
+        if type(raw) is dict and "attributes" in raw:
+            attrs.append(raw["attributes"])
+            raw = {**raw, "attributes": None}  # same key order; put back on read
+        else:
+            attrs.append(None)
+        stripped.append(raw)
+    walk = [(position[id(span)], span.depth) for span in tree.walk()]
+    return TreeRows(stripped, rows, walk, attrs)
 
 
 def tree_of(cached: Cached, info: TraceInfo) -> TraceTree:
     """The tree ``build_tree`` gives for the cached spans (TraceDecodeError as it would
     raise): from the rows and walk without decoding, linking or rolling up when the file
     has them."""
-    spans = spans_of(cached)
-    if cached.walk is None or cached.rows is None:
-        return build_tree(info, spans)
-    for span, row in zip(spans, cached.rows, strict=True):
-        total = row.tokens_total
+    rows, walk, attrs = cached.rows, cached.walk, cached.attrs
+    if rows is None or walk is None or attrs is None:
+        ids: dict[Any, str] = {}
+        return build_tree(info, [decode_span(raw, ids) for raw in cached.spans or ()])
+    spans = []
+    for row, attr in zip(rows, attrs, strict=True):
+        native = isinstance(attr, dict)
+        if not native and not isinstance(attr, list):
+            attr = {}
+        tokens, total = row.tokens, row.tokens_total
+        span = Span(row.span_id, row.parent_id, row.name, row.start_ns, row.end_ns,
+                    row.status, row.status_message, attr,
+                    [SpanEvent(*e) for e in row.events] if row.events else [],
+                    native_json=native, tokens=None if tokens is None else TokenUsage(*tokens),
+                    cost=row.cost)
         span.tokens_total = ZERO_TOKENS if total == (0, 0, 0) else TokenUsage(*total)
         span.cost_total = row.cost_total
-    return tree_from_walk(info, spans, cached.walk)
+        spans.append(span)
+    return tree_from_walk(info, spans, walk)
 
 
 def _valid_walk(walk: list[tuple[int, int]], n: int) -> bool:
@@ -155,31 +193,6 @@ def _valid_walk(walk: list[tuple[int, int]], n: int) -> bool:
         seen[pos] = 1
         previous = depth
     return True
-
-
-def spans_of(cached: Cached) -> list[Span]:
-    """The Span objects ``decode_span`` would give for the cached spans (TraceDecodeError
-    as it would raise); from the rows without decoding when the file has them."""
-    raws = cached.spans
-    ids: dict[Any, str] = {}
-    if cached.rows is None:
-        return [decode_span(raw, ids) for raw in raws]
-    out = []
-    for row in cached.rows:
-        raw = raws[row.index]
-        if type(raw) is not dict or raw.get("events"):  # rare: the general decoder
-            out.append(decode_span(raw, ids))
-            continue
-        attrs = raw.get("attributes")
-        native = isinstance(attrs, dict)
-        if not native and not isinstance(attrs, list):
-            attrs = {}
-        tokens = row.tokens
-        out.append(Span(row.span_id, row.parent_id, row.name, row.start_ns, row.end_ns,
-                        row.status, row.status_message, attrs, [], native_json=native,
-                        tokens=None if tokens is None else TokenUsage(*tokens),
-                        cost=row.cost))
-    return out
 
 
 def default_dir() -> Path:
@@ -236,10 +249,11 @@ class SpanCache:
     def get_bytes(self, server: str, trace_id: str) -> bytes | None:
         """The cached spans as ``{"spans": [...]}`` JSON bytes, or None (miss, bad file)."""
         cached = self.get(server, trace_id)
-        return None if cached is None else spans_body(cached.spans)
+        return None if cached is None or cached.spans is None else spans_body(cached.spans)
 
-    def get(self, server: str, trace_id: str) -> Cached | None:
-        """The cached spans (and rows), or None (miss, or a bad file dropped)."""
+    def get(self, server: str, trace_id: str, *, spans: bool = True) -> Cached | None:
+        """The cached spans (and rows), or None (miss, or a bad file dropped). With
+        ``spans=False`` the raw spans are left undecoded when the rows are there."""
         path = self.path(server, trace_id)
         try:
             blob = path.read_bytes()
@@ -250,7 +264,7 @@ class SpanCache:
             self.warn(f"span cache: cannot read {path} ({exc.strerror or exc}); fetching")
             self.misses += 1
             return None
-        body = self._unwrap(blob, server, trace_id)
+        body = self._unwrap(blob, server, trace_id, spans)
         if body is None:
             self.drop(path)
             self.misses += 1
@@ -267,7 +281,7 @@ class SpanCache:
             path.unlink()
 
     @staticmethod
-    def _unwrap(blob: bytes, server: str, trace_id: str) -> Cached | None:
+    def _unwrap(blob: bytes, server: str, trace_id: str, want_spans: bool) -> Cached | None:
         version = 2 if blob.startswith(MAGIC) else 1 if blob.startswith(MAGIC_V1) else 0
         if not version:
             return None
@@ -283,15 +297,8 @@ class SpanCache:
                 return None
             raw = zlib.decompress(blob[end + 1:])
             if version == 2:
-                body = _decode_body(raw)
-                rows, walk = body.rows, body.walk
-                if rows is not None and any(not 0 <= r.index < len(body.spans) for r in rows):
-                    return None
-                if walk is not None and (rows is None or not _valid_walk(walk, len(rows))):
-                    return None
-                if header.get("tree") != TREE_RULES:  # built by other rules: rebuild
-                    rows = walk = None
-                return Cached(body.spans, rows, 2, walk)
+                return _unpack(_decode_body(raw), header.get("tree") == TREE_RULES,
+                               want_spans)
             data = json_loads(raw) if raw[:1] == b"{" else None  # format 1: JSON
         except (ValueError, zlib.error, msgspec.DecodeError, RecursionError):
             return None
@@ -311,14 +318,17 @@ class SpanCache:
             self.put(server, trace_id, spans)
 
     def put(self, server: str, trace_id: str, spans: list[Any],
-            tree: tuple[list[Row], list[tuple[int, int]]] | None = None) -> None:
+            tree: TreeRows | None = None) -> None:
         """Store a trace's spans as the server gave them, with their decoded rows and tree
         walk (``rows_of``) when known; an unwritable cache only warns."""
         header = json.dumps({"format": FORMAT, "tree": TREE_RULES, "server": server,
                              "trace_id": trace_id}).encode()
-        rows, walk = tree if tree is not None else (None, None)
         try:
-            packed = _encode(Body(spans, rows, walk))
+            if tree is None:
+                packed = _encode(Body(msgspec.Raw(_encode(spans))))
+            else:
+                packed = _encode(Body(msgspec.Raw(_encode(tree.spans)), tree.rows, tree.walk,
+                                      tree.attrs))
         except (TypeError, ValueError, OverflowError):  # not JSON-like data: not cached
             return
         blob = MAGIC + header + b"\n" + zlib.compress(packed, 1)
@@ -394,6 +404,30 @@ class SpanCache:
 
     def total_bytes(self) -> int:
         return self._scan_total()
+
+
+def _unpack(body: Body, same_rules: bool, want_spans: bool) -> Cached | None:
+    """A format-2 body checked (None: a bad file); the raw spans decoded when wanted or
+    needed, with their attributes put back."""
+    rows, walk, attrs = body.rows, body.walk, body.attrs
+    if rows is not None and (attrs is None or len(attrs) != len(rows)):
+        return None
+    if walk is not None and (rows is None or not _valid_walk(walk, len(rows))):
+        return None
+    if not same_rules:  # built by other model rules: decode the spans again
+        walk = None
+    spans = None
+    if want_spans or rows is None or walk is None:
+        spans = _decode_spans(body.spans)
+        if rows is not None and attrs is not None:
+            if len(spans) != len(rows):
+                return None
+            for raw, attr in zip(spans, attrs, strict=True):
+                if type(raw) is dict and "attributes" in raw:
+                    raw["attributes"] = attr
+    if walk is None:
+        rows = attrs = None
+    return Cached(spans, rows, 2, walk, attrs)
 
 
 def spans_body(spans: list[Any]) -> bytes:

@@ -140,8 +140,11 @@ class SpanReads:
         """One trace with its spans (partial traces allowed, so in-progress ones open)."""
         return (await self.get_trace_and_json(trace_id))[0]
 
-    async def get_trace_and_json(self, trace_id: str) -> tuple[TraceTree, dict[str, Any]]:
-        """One trace's tree and its ``{"trace_info", "spans"}`` JSON (``get_trace_json``).
+    async def get_trace_and_json(self, trace_id: str
+                                 ) -> tuple[TraceTree, dict[str, Any] | None]:
+        """One trace's tree and its ``{"trace_info", "spans"}`` JSON (``get_trace_json``),
+        or None for the JSON when the tree came from the span cache's rows (the raw spans
+        are then left undecoded: ``get_trace_json`` reads them, from the cache, if needed).
         A finished trace in the span cache is read, and its tree built (in a thread, GC
         paused), while its info is requested: the info then only completes the tree."""
         cache = self.span_cache
@@ -159,12 +162,15 @@ class SpanReads:
             loaded = await loading
             if finished and loaded is not None:
                 cached, tree = loaded
-                payload: dict[str, Any] = {"trace_info": info, "spans": cached.spans}
+                raw_spans = cached.spans
+                if raw_spans is None and tree is not None:  # from the rows
+                    return with_info(tree, TraceInfo.from_json(info)), None
+                payload: dict[str, Any] = {"trace_info": info, "spans": raw_spans or []}
                 if tree is None:  # spans that do not decode: fail as without the cache
                     return await decode_off_loop(payload), payload
                 tree = with_info(tree, TraceInfo.from_json(info))
-                if cached.rows is None:  # an older or tree-less file: rewrite with rows
-                    self._cache_later(trace_id, cached.spans, tree)
+                if raw_spans is not None and cached.walk is None:  # older or tree-less file
+                    self._cache_later(trace_id, raw_spans, tree)  # rewritten with rows
                 return tree, payload
         payload = await self._fetch_spans(trace_id, info)
         spans: list[Any] = payload["spans"]
@@ -181,10 +187,12 @@ class SpanReads:
     def _load_cached(self, trace_id: str) -> tuple[Cached, TraceTree | None] | None:
         """A cached trace's spans and its tree without the info (in a worker thread)."""
         cache = self.span_cache
-        cached = None if cache is None else cache.get(self.tracking_uri, trace_id)
-        if cached is None:
+        if cache is None:
             return None
         with gc_paused():
+            cached = cache.get(self.tracking_uri, trace_id, spans=False)
+            if cached is None:
+                return None
             try:
                 return cached, tree_of(cached, PENDING_INFO)
             except TraceDecodeError:
@@ -360,7 +368,7 @@ class SpanReads:
             return out
         with gc_paused():
             for info in infos:
-                cached = cache.get(self.tracking_uri, info.trace_id)
+                cached = cache.get(self.tracking_uri, info.trace_id, spans=False)
                 if cached is None:
                     continue
                 try:
