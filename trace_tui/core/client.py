@@ -84,6 +84,8 @@ class MlflowClient(SpanReads):
             else span_cache if isinstance(span_cache, SpanCache) else None)
         self._artifact_ok: bool | None = None  # does the server have ARTIFACT_PATH?
         self._cache_writes: set[asyncio.Task[None]] = set()
+        self._flush_writes = asyncio.Event()  # set by close(): delayed writes go at once
+        self._unwritten: dict[str, list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"MlflowClient({self.display_uri!r})"
@@ -95,6 +97,7 @@ class MlflowClient(SpanReads):
         await self.close()
 
     async def close(self) -> None:
+        self._flush_writes.set()
         if self._cache_writes:  # let spans already fetched reach the cache
             await asyncio.gather(*self._cache_writes, return_exceptions=True)
         if self._session is not None and not self._session.closed:
