@@ -257,3 +257,23 @@ async def test_foreign_file_is_discarded(rich: str, mlflow_uri: str, tmp_path: P
     async with MlflowClient(mlflow_uri, span_cache=cache) as client:
         assert whole(await client.get_trace(rich)) == whole(reference)
     assert len(warnings) == 1 and "discarded" in warnings[0]
+
+
+async def test_reads_while_the_write_waits_use_the_spans_in_memory(
+        rich: str, mlflow_uri: str, tmp_path: Path) -> None:
+    """A tree's cache write waits (so it does not slow that tree's paint); reading the
+    trace again meanwhile fetches nothing, and close() lets the write land."""
+    warnings: list[str] = []
+    cache = new_cache(tmp_path, warnings)
+    async with counting_proxy(mlflow_uri) as proxy:
+        async with MlflowClient(proxy.uri, span_cache=cache) as client:
+            first = await client.get_trace(rich)
+            again, raw = await client.get_trace_and_json(rich)
+            raw_again = await client.get_trace_json(rich)
+        assert proxy.counts[ARTIFACT_PATH] == 1 and proxy.counts[GET] == 0
+        assert proxy.counts[f"/api/3.0/mlflow/traces/{rich}"] == 3  # the info, fresh each time
+        cached = cache.get(proxy.uri, rich)
+    assert cached is not None and cached.walk is not None  # written by close()
+    assert whole(again) == whole(first)
+    assert raw is not None and raw == raw_again and len(raw["spans"]) == 40
+    assert warnings == []

@@ -80,6 +80,11 @@ async def decode_off_loop(payload: Mapping[str, Any]) -> TraceTree:
     return await asyncio.to_thread(decode_trace_paused, payload)
 
 
+def open_gate(gate: asyncio.Future[None]) -> None:
+    if not gate.done():
+        gate.set_result(None)
+
+
 def _decode_all(raws: list[dict[str, Any]]) -> list[TraceTree]:
     with gc_paused():
         return [decode_trace(raw) for raw in raws]
@@ -94,7 +99,7 @@ class SpanReads:
     concurrency: int
     _artifact_ok: bool | None
     _cache_writes: set[asyncio.Task[None]]
-    _flush_writes: asyncio.Event
+    _write_gates: set[asyncio.Future[None]]  # delayed writes' gates; close() opens them
     _unwritten: dict[str, list[Any]]  # finished traces' spans whose cache write waits
 
     async def _request(self, method: str, path: str, *, params: Any = None, body: Any = None,
@@ -303,22 +308,26 @@ class SpanReads:
         def write() -> None:
             cache.put(server, trace_id, spans, None if tree is None else rows_of(spans, tree))
 
+        loop = asyncio.get_running_loop()
+        gate = None
         if tree is not None:
             self._unwritten[trace_id] = spans
+            gate = loop.create_future()
+            self._write_gates.add(gate)
+            loop.call_later(CACHE_WRITE_DELAY_S, open_gate, gate)
 
         async def later() -> None:
-            if tree is not None:
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._flush_writes.wait(), CACHE_WRITE_DELAY_S)
-                    await asyncio.to_thread(write)
-                finally:
+            try:
+                if gate is not None:
+                    await gate
+                await asyncio.to_thread(write)
+            finally:
+                if gate is not None:
+                    self._write_gates.discard(gate)
                     if self._unwritten.get(trace_id) is spans:
                         del self._unwritten[trace_id]
-            else:
-                await asyncio.to_thread(write)
 
-        task = asyncio.get_running_loop().create_task(later())
+        task = loop.create_task(later())
         self._cache_writes.add(task)
         task.add_done_callback(self._cache_writes.discard)
 
