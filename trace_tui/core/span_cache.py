@@ -2,12 +2,15 @@
 ERROR). Trace info, tags and assessments are never cached: callers always read them fresh.
 
 One file per (server, trace id) under the user cache dir, named by a hash of both. Format 2
-(written): ``MAGIC`` + a JSON header line (format, server, trace id) + zlib-compressed
-msgpack of the spans as the server gave them plus, per span of the tree, its decoded fields
-(hex ids, name, times, status, own token usage and cost: ``Row``), so a re-open builds the
-tree without a JSON parse or a span decode. msgpack (msgspec, typed) holds data only: a file
-cannot run code. Format 1 (``MAGIC_V1``, zlib-compressed ``{"spans": [...]}`` JSON) is still
-read; the client rewrites it as format 2 once decoded.
+(written): ``MAGIC`` + a JSON header line (format, the model's ``TREE_RULES``, server, trace
+id) + zlib-compressed msgpack (``Body``): the spans as the server gave them (an inner blob,
+decoded only when asked for), and when the tree is known, per span its decoded fields
+(``Row``: hex ids, name, times, status, own and subtree usage and cost, events), its
+attributes, and the tree's depth-first walk; so a re-open builds the tree without a JSON
+parse, a span decode, linking or roll-up. msgpack (msgspec, typed decoders) holds data
+only: a file cannot run code. Format 1 (``MAGIC_V1``, zlib-compressed ``{"spans": [...]}``
+JSON) is still read; the client rewrites it as format 2 once decoded, as it does a file
+whose tree was built under other ``TREE_RULES``.
 
 Files are written 0600 (dir 0700) through a temp file and ``rename``, so a concurrent
 reader never sees half a file. The total size is bounded: the least recently used files
