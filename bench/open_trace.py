@@ -7,7 +7,8 @@ Anchors, measured in the same run and alternated with the rest (SDK-free):
 Measured: the client's ``get_trace`` (fetch + parse + decode into a span tree) with no cache,
 and with a warm span cache (a new client each time, as a new process would); then the real
 explorer in a pseudo-terminal: Enter on the trace -> the tree's first rows written to the
-terminal, with an empty cache, and again in a new process with the cache warm.
+terminal, with an empty cache, and again in a new process with the cache warm. Each explorer
+is then quit with ``q`` (as a user leaves it), which lets its pending span-cache write land.
 
     .venv/bin/python bench/open_trace.py [--spans 10000] [--rounds 3] [--no-pty]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pty
 import re
@@ -114,12 +116,29 @@ def pty_open(uri: str, experiment: str, home: Path, n_spans: int,
                 if str(exc) == "no reaction":
                     continue
                 raise
+            quit_gracefully(pid, fd)
             return painted - t0
         raise TimeoutError("the explorer did not react to Enter")
     finally:  # close the pty first: a child writing to an unread pty would never exit
         os.close(fd)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def quit_gracefully(pid: int, fd: int, limit_s: float = 15.0) -> None:
+    """``q``, as a user leaves: the explorer closes its client, which lets span-cache
+    writes still pending land (a process killed at once could lose them)."""
+    os.write(fd, b"q")
+    end = time.perf_counter() + limit_s
+    while time.perf_counter() < end:
+        if select.select([fd], [], [], 0.05)[0]:
+            with contextlib.suppress(OSError):
+                os.read(fd, 1 << 16)
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+    raise TimeoutError("the explorer did not quit on q")
 
 
 def median(values: list[float]) -> float:

@@ -25,6 +25,7 @@ from trace_tui.core.spans import (  # noqa: F401  (ARTIFACT_PATH, decode_off_loo
     SEARCH_PAGE_MAX,
     SpanReads,
     decode_off_loop,
+    open_gate,
 )
 from trace_tui.core.uri import redact_uri
 
@@ -84,6 +85,8 @@ class MlflowClient(SpanReads):
             else span_cache if isinstance(span_cache, SpanCache) else None)
         self._artifact_ok: bool | None = None  # does the server have ARTIFACT_PATH?
         self._cache_writes: set[asyncio.Task[None]] = set()
+        self._write_gates: set[asyncio.Future[None]] = set()  # close(): delayed writes now
+        self._unwritten: dict[str, list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"MlflowClient({self.display_uri!r})"
@@ -95,6 +98,8 @@ class MlflowClient(SpanReads):
         await self.close()
 
     async def close(self) -> None:
+        for gate in list(self._write_gates):
+            open_gate(gate)
         if self._cache_writes:  # let spans already fetched reach the cache
             await asyncio.gather(*self._cache_writes, return_exceptions=True)
         if self._session is not None and not self._session.closed:

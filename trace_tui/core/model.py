@@ -68,6 +68,7 @@ class TokenUsage:
 
 
 ZERO_TOKENS = TokenUsage()
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET", "__slots__": ()})()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,13 +233,16 @@ class Span:
     MLflow-native JSON-string values (``native_json=True``).
     """
 
-    __slots__ = ("_attrs", "_decoded", "_native", "children", "cost_total", "depth", "end_ns",
-                 "events", "name", "parent_id", "span_id", "start_ns", "status",
-                 "status_message", "tokens_total")
+    __slots__ = ("_attrs", "_cost", "_decoded", "_native", "_tokens", "children", "cost_total",
+                 "depth", "end_ns", "events", "name", "parent_id", "span_id", "start_ns",
+                 "status", "status_message", "tokens_total")
 
     def __init__(self, span_id: str, parent_id: str | None, name: str, start_ns: int,
                  end_ns: int, status: str, status_message: str, attributes: Any,
-                 events: list[SpanEvent], *, native_json: bool = False) -> None:
+                 events: list[SpanEvent], *, native_json: bool = False,
+                 tokens: Any = UNSET, cost: Any = UNSET) -> None:
+        """``tokens``/``cost``: the span's own usage and cost when already known (the span
+        cache stores them), else worked out from the attributes on first use."""
         self.span_id = span_id
         self.parent_id = parent_id
         self.name = name
@@ -253,6 +257,8 @@ class Span:
         self.cost_total = 0.0  # subtree
         self._attrs = attributes if attributes is not None else {}
         self._native = native_json
+        self._tokens = tokens
+        self._cost = cost
         self._decoded: dict[str, Any] | None = (
             self._attrs if isinstance(self._attrs, dict) and not native_json else None)
 
@@ -298,7 +304,14 @@ class Span:
 
     @property
     def tokens(self) -> TokenUsage | None:
-        """This span's own usage: ``mlflow.chat.tokenUsage``, else ``gen_ai.usage.*``."""
+        """This span's own usage: ``mlflow.chat.tokenUsage``, else ``gen_ai.usage.*``
+        (worked out once: attributes do not change)."""
+        tokens = self._tokens
+        if tokens is UNSET:
+            tokens = self._tokens = self._own_tokens()
+        return tokens
+
+    def _own_tokens(self) -> TokenUsage | None:
         usage = TokenUsage.from_value(self.attr(TOKEN_USAGE_ATTR))
         if usage is not None:
             return usage
@@ -318,6 +331,12 @@ class Span:
 
     @property
     def cost_usd(self) -> float | None:
+        cost = self._cost
+        if cost is UNSET:
+            cost = self._cost = self._own_cost()
+        return cost
+
+    def _own_cost(self) -> float | None:
         cost = self.attr(COST_ATTR)
         if isinstance(cost, str):
             try:
@@ -603,6 +622,55 @@ def build_tree(info: TraceInfo, spans: list[Span]) -> TraceTree:
     cost = sum(r.cost_total for r in roots)
     return TraceTree(info=info, roots=roots, spans=by_id, start_ns=start_ns, end_ns=end_ns,
                      tokens=tokens, cost_usd=cost)
+
+
+# The span cache keeps trees as built here; bump when decode_span or build_tree would give
+# another result for the same spans, and cached trees are rebuilt from their spans.
+TREE_RULES = 1
+
+
+def tree_from_walk(info: TraceInfo, spans: list[Span], walk: list[tuple[int, int]]
+                   ) -> TraceTree:
+    """The tree ``build_tree(info, spans)`` gave, from its depth-first walk (index into
+    ``spans``, depth) and spans whose ``tokens_total``/``cost_total`` are set: no linking
+    by id, no sort, no roll-up. ``walk`` must visit every span once, each depth at most one
+    more than the one before (the span cache checks)."""
+    roots: list[Span] = []
+    stack: list[Span] = []
+    for pos, depth in walk:
+        span = spans[pos]
+        span.depth = depth
+        span.children = []
+        del stack[depth:]
+        (stack[-1].children if stack else roots).append(span)
+        stack.append(span)
+    by_id: dict[str, Span] = {}
+    for span in spans:
+        by_id.setdefault(span.span_id, span)
+    starts = [s.start_ns for s in spans if s.start_ns]
+    ends = [s.end_ns for s in spans if s.end_ns]
+    start_ns = min(starts) if starts else info.request_time_ms * 1_000_000
+    end_ns = max(ends) if ends else start_ns
+    return TraceTree(info=info, roots=roots, spans=by_id, start_ns=start_ns, end_ns=end_ns,
+                     tokens=sum((r.tokens_total for r in roots), ZERO_TOKENS),
+                     cost_usd=sum(r.cost_total for r in roots))
+
+
+def with_info(tree: TraceTree, info: TraceInfo) -> TraceTree:
+    """``tree`` for another TraceInfo: what ``build_tree(info, spans)`` gives, for a tree
+    built before its info came (the span cache decodes while the info is requested)."""
+    start_ns, end_ns = tree.start_ns, tree.end_ns
+    spans = tree.spans.values()
+    if not any(s.start_ns for s in spans):
+        start_ns = info.request_time_ms * 1_000_000
+        if not any(s.end_ns for s in spans):
+            end_ns = start_ns
+    return TraceTree(info=info, roots=tree.roots, spans=tree.spans, start_ns=start_ns,
+                     end_ns=end_ns, tokens=tree.tokens, cost_usd=tree.cost_usd)
+
+
+PENDING_INFO = TraceInfo(trace_id="", experiment_id="", name="", state="", request_time_ms=0,
+                         duration_ms=None, tags={}, metadata={}, assessments=[])
 
 
 def decode_trace(payload: Mapping[str, Any]) -> TraceTree:

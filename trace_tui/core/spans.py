@@ -20,19 +20,20 @@ except ImportError:  # pragma: no cover
 
 from trace_tui.core.errors import MlflowApiError, MlflowUnavailableError, NotMlflowServerError
 from trace_tui.core.model import (
+    PENDING_INFO,
     TraceDecodeError,
     TraceInfo,
     TraceTree,
-    build_tree,
-    decode_span,
     decode_trace,
+    with_info,
 )
-from trace_tui.core.span_cache import SpanCache, spans_body
+from trace_tui.core.span_cache import Cached, SpanCache, rows_of, tree_of
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500 (batchGetInfos chunks too)
 
 THREAD_PARSE_BYTES = 256 * 1024  # bigger bodies are parsed off the event loop
 INLINE_DECODE_SPANS = 64  # bigger traces are decoded off the event loop
+CACHE_WRITE_DELAY_S = 1.0  # a tree's rows are written this long after it was handed over
 FINISHED = ("OK", "ERROR")  # a trace in one of these states has its final spans
 ARTIFACT_PATH = "/ajax-api/3.0/mlflow/get-trace-artifact"  # the UI's span endpoint
 
@@ -79,6 +80,11 @@ async def decode_off_loop(payload: Mapping[str, Any]) -> TraceTree:
     return await asyncio.to_thread(decode_trace_paused, payload)
 
 
+def open_gate(gate: asyncio.Future[None]) -> None:
+    if not gate.done():
+        gate.set_result(None)
+
+
 def _decode_all(raws: list[dict[str, Any]]) -> list[TraceTree]:
     with gc_paused():
         return [decode_trace(raw) for raw in raws]
@@ -93,6 +99,8 @@ class SpanReads:
     concurrency: int
     _artifact_ok: bool | None
     _cache_writes: set[asyncio.Task[None]]
+    _write_gates: set[asyncio.Future[None]]  # delayed writes' gates; close() opens them
+    _unwritten: dict[str, list[Any]]  # finished traces' spans whose cache write waits
 
     async def _request(self, method: str, path: str, *, params: Any = None, body: Any = None,
                        retry: bool = True, slow: bool = False) -> dict[str, Any]:
@@ -138,7 +146,69 @@ class SpanReads:
 
     async def get_trace(self, trace_id: str) -> TraceTree:
         """One trace with its spans (partial traces allowed, so in-progress ones open)."""
-        return await decode_off_loop(await self.get_trace_json(trace_id))
+        return (await self.get_trace_and_json(trace_id))[0]
+
+    async def get_trace_and_json(self, trace_id: str
+                                 ) -> tuple[TraceTree, dict[str, Any] | None]:
+        """One trace's tree and its ``{"trace_info", "spans"}`` JSON (``get_trace_json``),
+        or None for the JSON when the tree came from the span cache's rows (the raw spans
+        are then left undecoded: ``get_trace_json`` reads them, from the cache, if needed).
+        A finished trace in the span cache is read, and its tree built (in a thread, GC
+        paused), while its info is requested: the info then only completes the tree."""
+        cache = self.span_cache
+        loading = None
+        if cache is not None and cache.has(self.tracking_uri, trace_id):
+            loading = asyncio.ensure_future(asyncio.to_thread(self._load_cached, trace_id))
+        try:
+            info = await self._trace_info_json(trace_id)
+        except BaseException:
+            if loading is not None:
+                await asyncio.gather(loading, return_exceptions=True)
+            raise
+        finished = info.get("state") in FINISHED
+        if loading is not None:
+            loaded = await loading
+            if finished and loaded is not None:
+                cached, tree = loaded
+                raw_spans = cached.spans
+                if raw_spans is None and tree is not None:  # from the rows
+                    return with_info(tree, TraceInfo.from_json(info)), None
+                payload: dict[str, Any] = {"trace_info": info, "spans": raw_spans or []}
+                if tree is None:  # spans that do not decode: fail as without the cache
+                    return await decode_off_loop(payload), payload
+                tree = with_info(tree, TraceInfo.from_json(info))
+                if raw_spans is not None and cached.walk is None:  # older or tree-less file
+                    self._cache_later(trace_id, raw_spans, tree)  # rewritten with rows
+                return tree, payload
+        unwritten = self._unwritten.get(trace_id) if finished else None
+        if unwritten is not None:  # handed over moments ago, its cache write still waiting
+            payload = {"trace_info": info, "spans": unwritten}
+            return await decode_off_loop(payload), payload
+        payload = await self._fetch_spans(trace_id, info)
+        spans: list[Any] = payload["spans"]
+        try:
+            tree = await decode_off_loop(payload)
+        except TraceDecodeError:
+            if finished:
+                self._cache_later(trace_id, spans)
+            raise
+        if finished:
+            self._cache_later(trace_id, spans, tree)
+        return tree, payload
+
+    def _load_cached(self, trace_id: str) -> tuple[Cached, TraceTree | None] | None:
+        """A cached trace's spans and its tree without the info (in a worker thread)."""
+        cache = self.span_cache
+        if cache is None:
+            return None
+        with gc_paused():
+            cached = cache.get(self.tracking_uri, trace_id, spans=False)
+            if cached is None:
+                return None
+            try:
+                return cached, tree_of(cached, PENDING_INFO)
+            except TraceDecodeError:
+                return cached, None
 
     async def get_trace_json(self, trace_id: str) -> dict[str, Any]:
         """The ``{"trace_info", "spans"}`` JSON of one trace (for the explorer, judges and
@@ -162,21 +232,29 @@ class SpanReads:
             spans = await cached
             if finished and spans is not None:
                 return {"trace_info": info, "spans": spans}
+        unwritten = self._unwritten.get(trace_id) if finished else None
+        if unwritten is not None:  # its cache write still waiting
+            return {"trace_info": info, "spans": unwritten}
+        payload = await self._fetch_spans(trace_id, info)
+        if finished:
+            self._cache_later(trace_id, payload["spans"])
+        return payload
+
+    async def _fetch_spans(self, trace_id: str, info: dict[str, Any]) -> dict[str, Any]:
+        """The trace's JSON from the server: the trace-data endpoint, else ``traces/get``."""
         body = await self._artifact_body(trace_id)
         spans = None
         if body is not None:
             data = await self._parse_or_none(body)
             spans = data.get("spans") if isinstance(data, dict) else None
             if not isinstance(spans, list):
-                spans, body = None, None
+                spans = None
         if spans is None:
             data = await self._request("GET", "/api/3.0/mlflow/traces/get",
                                        params={"trace_id": trace_id, "allow_partial": "true"})
             trace = dict(self._field(data, "trace", "traces/get"))
             spans = trace.get("spans") or []
             info = trace.get("trace_info") or info
-        if finished:
-            self._cache_later(trace_id, spans, body)
         return {"trace_info": info, "spans": spans}
 
     async def _artifact_body(self, trace_id: str) -> bytes | None:
@@ -206,38 +284,50 @@ class SpanReads:
             return None
 
     def _read_cached(self, trace_id: str) -> list[Any] | None:
-        """Cached spans (in a worker thread); a file that holds no span list is dropped."""
+        """Cached spans (in a worker thread); a bad file is dropped by the cache."""
         cache = self.span_cache
         if cache is None:
             return None
-        body = cache.get_bytes(self.tracking_uri, trace_id)
-        if body is None:
-            return None
-        try:
-            data = parse_json(body)
-        except ValueError:
-            data = None
-        spans = data.get("spans") if isinstance(data, dict) else None
-        if not isinstance(spans, list):
-            path = cache.path(self.tracking_uri, trace_id)
-            cache.warn(f"span cache: discarded corrupt file {path}")
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
-        return spans
+        with gc_paused():
+            cached = cache.get(self.tracking_uri, trace_id)
+        return None if cached is None else cached.spans
 
-    def _cache_later(self, trace_id: str, spans: list[Any], body: bytes | None) -> None:
-        """Write a finished trace's spans to the cache in a worker thread, off the caller's
-        path; ``close()`` waits for writes still running."""
+    def _cache_later(self, trace_id: str, spans: list[Any],
+                     tree: TraceTree | None = None) -> None:
+        """Write a finished trace's spans (with the decoded rows of ``tree``, decoded from
+        exactly these spans, when given) to the cache in a worker thread, off the caller's
+        path; ``close()`` waits for writes still running. Working out the rows holds the
+        GIL for some 0.1 s on a 10,000-span trace, so with a tree the write waits
+        ``CACHE_WRITE_DELAY_S`` (or ``close()``): it would otherwise slow the first paint of
+        the tree it was just handed."""
         cache = self.span_cache
         if cache is None:
             return
         server = self.tracking_uri
 
         def write() -> None:
-            cache.put_bytes(server, trace_id, body if body is not None else spans_body(spans))
+            cache.put(server, trace_id, spans, None if tree is None else rows_of(spans, tree))
 
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(write))
+        loop = asyncio.get_running_loop()
+        gate = None
+        if tree is not None:
+            self._unwritten[trace_id] = spans
+            gate = loop.create_future()
+            self._write_gates.add(gate)
+            loop.call_later(CACHE_WRITE_DELAY_S, open_gate, gate)
+
+        async def later() -> None:
+            try:
+                if gate is not None:
+                    await gate
+                await asyncio.to_thread(write)
+            finally:
+                if gate is not None:
+                    self._write_gates.discard(gate)
+                    if self._unwritten.get(trace_id) is spans:
+                        del self._unwritten[trace_id]
+
+        task = loop.create_task(later())
         self._cache_writes.add(task)
         task.add_done_callback(self._cache_writes.discard)
 
@@ -262,7 +352,7 @@ class SpanReads:
                 continue
             by_id[str(info["trace_id"])] = raw
             if cache is not None and info.get("state") in FINISHED:
-                self._cache_later(str(info["trace_id"]), list(raw.get("spans") or []), None)
+                self._cache_later(str(info["trace_id"]), list(raw.get("spans") or []))
         return [by_id[t] for t in ids if t in by_id]
 
     def _read_many(self, infos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -309,14 +399,17 @@ class SpanReads:
         return [trees[t] for t in ids if t in trees]
 
     def _trees_from_cache(self, infos: list[TraceInfo]) -> dict[str, TraceTree]:
-        out = {}
+        out: dict[str, TraceTree] = {}
+        cache = self.span_cache
+        if cache is None:
+            return out
         with gc_paused():
             for info in infos:
-                spans = self._read_cached(info.trace_id)
-                if spans is None:
+                cached = cache.get(self.tracking_uri, info.trace_id, spans=False)
+                if cached is None:
                     continue
                 try:
-                    out[info.trace_id] = build_tree(info, [decode_span(s) for s in spans])
+                    out[info.trace_id] = tree_of(cached, info)
                 except TraceDecodeError:
                     continue
         return out

@@ -635,14 +635,14 @@ class TraceExplorerApp(App[None]):
         self.push_screen(PromptScreen("Go to trace id", "tr-…"), done)
 
     async def fetch_trace(self, trace_id: str, screen: TraceViewScreen | None = None
-                          ) -> tuple[TraceTree, dict[str, Any]]:
-        """The trace with its spans and its raw JSON (decoded off the event loop)."""
-        raw = await self.client.get_trace_json(trace_id)
+                          ) -> tuple[TraceTree, dict[str, Any] | None]:
+        """The trace with its spans (decoded off the event loop; a cached trace's tree is
+        built while its info is requested) and its raw JSON (None when the tree came from
+        the span cache: an export reads it then)."""
+        tree, raw = await self.client.get_trace_and_json(trace_id)
         if screen is not None:
             screen.fetched_at = time.perf_counter()
-        from trace_tui.core.spans import decode_off_loop  # the client's rule: big ones threaded
-
-        return await decode_off_loop(raw), raw
+        return tree, raw
 
     def export_current(self) -> None:
         from trace_tui.tui.screens.trace_view import TraceViewScreen

@@ -46,6 +46,9 @@ class TraceSource(Protocol):
 
     async def get_trace_json(self, trace_id: str) -> dict[str, Any]: ...
 
+    async def get_trace_and_json(self, trace_id: str
+                                 ) -> tuple[TraceTree, dict[str, Any] | None]: ...
+
     async def create_assessment(self, trace_id: str, name: str, value: Any, *,
                                 source_type: str = "HUMAN", source_id: str = "trace-tui",
                                 rationale: str | None = None,
@@ -148,6 +151,13 @@ class StaticTraceSource:
 
     async def get_trace(self, trace_id: str) -> TraceTree:
         return decode_trace(await self.get_trace_json(trace_id))
+
+    async def get_trace_and_json(self, trace_id: str
+                                 ) -> tuple[TraceTree, dict[str, Any] | None]:
+        from trace_tui.core.spans import decode_off_loop  # the client's rule: big ones threaded
+
+        raw = await self.get_trace_json(trace_id)
+        return await decode_off_loop(raw), raw
 
     async def get_trace_info(self, trace_id: str) -> TraceInfo:
         for info in self.infos:
