@@ -51,6 +51,7 @@ class StreamBatch:
     connected: bool = True
     error: str | None = None
     pending: int = 0  # traces seen in progress or still settling, not yet emitted
+    poll: PollStats | None = None  # what the poll that emitted these cost
 
 
 class TraceCursor:
@@ -198,7 +199,7 @@ class LiveStream:
         if self._swallow_next:
             self._swallow_next = False
             fresh = []
-        return StreamBatch(traces=fresh,
+        return StreamBatch(traces=fresh, poll=stats,
                            pending=len(self.cursor.pending) + len(self.cursor.settling))
 
     async def __aiter__(self) -> AsyncIterator[StreamBatch]:
