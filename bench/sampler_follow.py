@@ -166,19 +166,26 @@ def by_kind(lines: list[tuple[float, dict[str, float]]], decided: list[tuple[flo
     swept the look-back or an edge poll (samplers whose lines carry ``sweep``)."""
     if not any("sweep" in d for _, d in lines):
         return
-    kinds: dict[str, tuple[list[float], list[float]]] = {"sweep": ([], []), "edge": ([], [])}
-    prev = pre
+    kinds: dict[str, tuple[list[float], list[float]]] = {
+        "sweep": ([], []), "edge, the 2 after a sweep": ([], []), "edge, others": ([], [])}
+    prev, since_sweep = pre, 99
     for (t, doc), (_, count) in zip(lines, decided, strict=False):
         if t < t0 or "sweep" not in doc:
             prev = max(prev, count)
             continue
-        polls, lags = kinds["sweep" if doc["sweep"] else "edge"]
+        since_sweep = 0 if doc["sweep"] else since_sweep + 1
+        polls, lags = kinds["sweep" if doc["sweep"] else "edge, the 2 after a sweep"
+                            if since_sweep <= 2 else "edge, others"]
         polls.append(float(doc["poll_s"]))
         for k in range(prev + 1, min(count, total) + 1):
             t_in = time_reached(ingested, k)
             if t_in is not None:
                 lags.append(max(0.0, t - t_in))
         prev = max(prev, count)
+    sweeps = sorted({float(d["sweep_s"]) for t, d in lines if t >= t0 and d.get("sweep_s")})
+    if sweeps:
+        print(f"sweeps beside the edge polls: {len(sweeps)}, {sweeps[len(sweeps) // 2]:.2f} s "
+              f"p50, {sweeps[-1]:.2f} s max")
     for kind, (polls, lags) in kinds.items():
         if not polls:
             print(f"{kind} polls: no batch")

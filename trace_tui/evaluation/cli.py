@@ -194,7 +194,8 @@ def run_sample(args: argparse.Namespace) -> int:
                 progress.finish()
                 _print_json({"decided": s.decided, "selected": s.selected, "queued": s.queued,
                              "tag_s": round(s.tag_s, 3),
-                             **_poll_fields(runner.batch_poll or runner.stream.last_poll)})
+                             **_poll_fields(runner.batch_poll or runner.stream.last_poll),
+                             "sweep_s": round(runner.stream.last_sweep.seconds, 3)})
 
             runner.on_batch = batch_line
             _stop_on_signals(runner.stream.close)
