@@ -14,6 +14,9 @@ with a stratified policy (``tags.route``, 5% target rate). Reported:
 - tag lag: for the j-th selected trace, selected count reaching j to queued count reaching j
   (the wait for its queue tag, seen at the resolution of the sampler's lines), and the
   seconds one trace's tag writes take;
+- the decision lag split by the poll whose batch decided the trace (samplers whose lines say
+  ``sweep``): a sweep poll, the two edge polls after one, the other edge polls; and the
+  seconds of the sweeps run beside the edge polls (``sweep_s``);
 - decided == ingested once producers stop (waited for, bounded);
 - the sampler's CPU share: its CPU seconds / wall seconds, and per decided trace.
 
