@@ -187,8 +187,8 @@ def by_kind(lines: list[tuple[float, dict[str, float]]], decided: list[tuple[flo
         prev = max(prev, count)
     sweeps = sorted({float(d["sweep_s"]) for t, d in lines if t >= t0 and d.get("sweep_s")})
     if sweeps:
-        print(f"sweeps beside the edge polls: {len(sweeps)}, {sweeps[len(sweeps) // 2]:.2f} s "
-              f"p50, {sweeps[-1]:.2f} s max")
+        print(f"sweeps beside the edge polls (distinct ones on the lines): {len(sweeps)}, "
+              f"{sweeps[len(sweeps) // 2]:.2f} s p50, {sweeps[-1]:.2f} s max")
     for kind, (polls, lags) in kinds.items():
         if not polls:
             print(f"{kind} polls: no batch")
