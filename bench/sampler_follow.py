@@ -14,6 +14,9 @@ with a stratified policy (``tags.route``, 5% target rate). Reported:
 - tag lag: for the j-th selected trace, selected count reaching j to queued count reaching j
   (the wait for its queue tag, seen at the resolution of the sampler's lines), and the
   seconds one trace's tag writes take;
+- the decision lag split by the poll whose batch decided the trace (samplers whose lines say
+  ``sweep``): a sweep poll, the two edge polls after one, the other edge polls; and the
+  seconds of the sweeps run beside the edge polls (``sweep_s``);
 - decided == ingested once producers stop (waited for, bounded);
 - the sampler's CPU share: its CPU seconds / wall seconds, and per decided trace.
 
@@ -160,6 +163,45 @@ def time_reached(log: list[tuple[float, int]], k: int) -> float | None:
     return log[i][0] if i < len(log) else None
 
 
+def by_kind(lines: list[tuple[float, dict[str, float]]], decided: list[tuple[float, int]],
+            ingested: list[tuple[float, int]], pre: int, total: int, t0: float) -> None:
+    """Batches and the lag of their traces, split by the poll that emitted them: one that
+    swept the look-back or an edge poll (samplers whose lines carry ``sweep``)."""
+    if not any("sweep" in d for _, d in lines):
+        return
+    kinds: dict[str, tuple[list[float], list[float]]] = {
+        "sweep": ([], []), "edge, the 2 after a sweep": ([], []), "edge, others": ([], [])}
+    prev, since_sweep = pre, 99
+    for (t, doc), (_, count) in zip(lines, decided, strict=False):
+        if t < t0 or "sweep" not in doc:
+            prev = max(prev, count)
+            continue
+        since_sweep = 0 if doc["sweep"] else since_sweep + 1
+        polls, lags = kinds["sweep" if doc["sweep"] else "edge, the 2 after a sweep"
+                            if since_sweep <= 2 else "edge, others"]
+        polls.append(float(doc["poll_s"]))
+        for k in range(prev + 1, min(count, total) + 1):
+            t_in = time_reached(ingested, k)
+            if t_in is not None:
+                lags.append(max(0.0, t - t_in))
+        prev = max(prev, count)
+    sweeps = sorted({float(d["sweep_s"]) for t, d in lines if t >= t0 and d.get("sweep_s")})
+    if sweeps:
+        print(f"sweeps beside the edge polls (distinct ones on the lines): {len(sweeps)}, "
+              f"{sweeps[len(sweeps) // 2]:.2f} s p50, {sweeps[-1]:.2f} s max")
+    for kind, (polls, lags) in kinds.items():
+        if not polls:
+            print(f"{kind} polls: no batch")
+            continue
+        polls.sort()
+        lags.sort()
+        p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else float("nan")
+        p50 = lags[len(lags) // 2] if lags else float("nan")
+        print(f"{kind} polls: {len(polls)} batches, poll p50 {polls[len(polls) // 2]:.2f} s, "
+              f"max {polls[-1]:.2f} s; their {len(lags)} traces' lag p50 {p50:.2f} s, "
+              f"p99 {p99:.2f} s, max {lags[-1] if lags else float('nan'):.2f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,6 +315,7 @@ def main() -> int:
     if polls_s:
         print(f"sampler's last search before each batch: p50 {polls_s[len(polls_s) // 2]:.2f} s"
               f", max {polls_s[-1]:.2f} s over {len(polls_s)} batches")
+    by_kind(lines, decided, ingested, pre, total, t0)
     if args.probe:
         report_probe(args.probe, polls)
     return 0

@@ -135,6 +135,42 @@ async def test_steady_polls_read_the_edge_and_sweeps_find_late_finishers(
     assert sorted(emitted) == sorted(late + fresh), "lost or repeated after the sweep"
 
 
+async def test_edge_polls_keep_their_interval_while_a_sweep_is_slow(
+        mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
+    """A periodic sweep re-reads the whole look-back, page after page (seconds each on a server
+    saturated by ingest); meanwhile the edge polls go on: a trace that finishes while a sweep
+    is stuck is emitted by the next edge poll, not after the sweep. The sweep still finds late
+    finishers, and nothing is emitted twice."""
+    _, exp = fresh_experiment
+    now_ms = int(time.time() * 1000)
+    # 520 traces over the last 100 s to 22 s: the look-back is two search pages, the edge one.
+    old = set(seed_bulk(mlflow_uri, exp, 520, seed=31, start_ms=now_ms - 100_000,
+                        spacing_ms=150.0))
+    async with counting_proxy(mlflow_uri) as proxy, MlflowClient(proxy.uri) as client:
+        stream = LiveStream(client, [exp], since_ms=now_ms - 110_000, lookback_ms=120_000,
+                            settle_ms=0, poll_interval_s=0.2, sweep_every=2)
+        batches: list[StreamBatch] = []
+        first = await collect(stream, old, 60, batches)  # the first sweep: both pages
+        assert sorted(first) == sorted(old)
+        # From now on a sweep's second page waits until released (a slow sweep); the edge
+        # poll reads one page and is never held.
+        proxy.hold = lambda path, body: path == SEARCH and b'"page_token"' in body
+        polling = asyncio.ensure_future(collect(stream, set(), 120, batches))
+        await asyncio.wait_for(proxy.held.wait(), 30)  # a sweep is stuck on its second page
+        fresh = seed_bulk(mlflow_uri, exp, 1, seed=32, start_ms=int(time.time() * 1000))
+        polling.cancel()
+        during = await collect(stream, set(fresh), 30, batches)
+        assert set(fresh) <= set(during), "the edge polls waited for the sweep"
+        assert not proxy.release.is_set()
+        # Released, the sweeps go on: a trace behind the edge is found by one, once.
+        late = seed_bulk(mlflow_uri, exp, 1, seed=33, start_ms=int(time.time() * 1000) - 60_000)
+        proxy.release.set()
+        after = await collect(stream, set(late), 60, batches)
+    emitted = first + during + after
+    assert set(late) <= set(after), "the sweep did not find a late finisher"
+    assert len(emitted) == len(set(emitted)), "a trace was emitted twice"
+
+
 async def test_a_settled_trace_is_emitted_when_it_comes_due_not_a_poll_later(
         mlflow_uri: str, fresh_experiment: tuple[str, str]) -> None:
     """A finished trace is held ``settle_ms`` from first sight, then the stream polls again

@@ -3,11 +3,15 @@
 MLflow has no push API for traces, so the stream polls ``traces/search``:
 
 - every poll queries the recent edge, ``trace.timestamp_ms >= cursor - edge`` (all states),
-  oldest first, every page; every ``sweep_every``-th poll (and the first, and the first after
-  an outage) sweeps the whole ``cursor - lookback`` window instead. Re-reading the look-back
-  each poll cost one search page per 500 rows in it, seconds a poll on a busy server, and
-  the stream fell behind (docs/performance.md); the sweep still finds late finishers, traces
-  whose first row shows up with a start time behind the edge;
+  oldest first, every page; the first poll (and the first after an outage) sweeps the whole
+  ``cursor - lookback`` window instead. Re-reading the look-back each poll cost one search
+  page per 500 rows in it, seconds a poll on a busy server, and the stream fell behind
+  (docs/performance.md). Every ``sweep_every`` polls the look-back is still swept, to find
+  late finishers (traces whose first row shows up with a start time behind the edge): when
+  iterating, in a task of its own beside the edge polls, which keep their interval (a
+  sweep of ten pages took 7-8 s on a server saturated by ingest, and the edge poll that
+  waited for it was the p99 of ``sample --follow``'s lag). What a sweep reads goes through
+  the same cursor (dedupe, settle) as the edge polls' rows and is emitted by them;
 - emit each finished trace once (dedupe by id; the seen-set is pruned past the lookback);
 - traces seen IN_PROGRESS are remembered by id and re-read with ``batchGetInfos`` until they
   finish, because their timestamp can move backwards when the root span lands;
@@ -51,6 +55,7 @@ class StreamBatch:
     connected: bool = True
     error: str | None = None
     pending: int = 0  # traces seen in progress or still settling, not yet emitted
+    poll: PollStats | None = None  # what the poll that emitted these cost
 
 
 class TraceCursor:
@@ -151,7 +156,10 @@ class LiveStream:
             10_000, int(5 * poll_interval_s * 1000) + settle_ms)
         self.sweep_every = max(1, sweep_every)
         self._until_sweep = 0  # polls left before the next full sweep; 0 = sweep now
+        self._caught_up = False  # a sweep has completed since the start (or the last outage)
+        self._sweeper: asyncio.Task[None] | None = None  # a sweep beside the edge polls
         self.last_poll = PollStats()
+        self.last_sweep = PollStats(sweep=True)  # the last sweep completed beside the polls
         self._wake = asyncio.Event()
         self._next_poll = 0.0  # monotonic time of the next search
         self._closed = False
@@ -166,6 +174,7 @@ class LiveStream:
 
     def close(self) -> None:
         self._closed = True
+        self._stop_sweep()
         self._wake.set()
 
     async def poll_once(self, *, sweep: bool | None = None) -> StreamBatch:
@@ -173,21 +182,13 @@ class LiveStream:
         polls, or when ``sweep``), re-read pending traces. Raises on server errors."""
         started = time.monotonic()
         sweep = self._until_sweep <= 0 if sweep is None else sweep
-        floor = self.cursor.query_from_ms()
-        if not sweep:
-            floor = max(floor, self.cursor.cursor_ms - self.edge_ms)
-        clause = f"trace.timestamp_ms >= {floor}"
-        filter_string = f"{clause} AND {self.filter_string}" if self.filter_string else clause
         now_ms = int(self.clock() * 1000)
         stats = PollStats(sweep=sweep)
-        async for page in self.client.iter_trace_pages(
-                self.experiment_ids, filter_string=filter_string,
-                order_by=["timestamp_ms ASC"]):
-            stats.searches += 1
-            stats.rows += len(page)
-            self.cursor.accept(page, now_ms)
+        await self._search(stats, now_ms)
         # Count the sweep only once it has completed: a failed one is retried.
         self._until_sweep = self.sweep_every - 1 if sweep else self._until_sweep - 1
+        if sweep:
+            self._caught_up = True
         if self.cursor.pending:
             infos = await self.client.batch_get_trace_infos(list(self.cursor.pending))
             self.cursor.accept(infos, now_ms)
@@ -198,33 +199,78 @@ class LiveStream:
         if self._swallow_next:
             self._swallow_next = False
             fresh = []
-        return StreamBatch(traces=fresh,
+        return StreamBatch(traces=fresh, poll=stats,
                            pending=len(self.cursor.pending) + len(self.cursor.settling))
+
+    async def _search(self, stats: PollStats, now_ms: int | None = None) -> None:
+        """Read the edge (or the look-back, ``stats.sweep``) into the cursor, page by page;
+        rows are first seen at ``now_ms``, or when their page arrives."""
+        floor = self.cursor.query_from_ms()
+        if not stats.sweep:
+            floor = max(floor, self.cursor.cursor_ms - self.edge_ms)
+        clause = f"trace.timestamp_ms >= {floor}"
+        filter_string = f"{clause} AND {self.filter_string}" if self.filter_string else clause
+        async for page in self.client.iter_trace_pages(
+                self.experiment_ids, filter_string=filter_string,
+                order_by=["timestamp_ms ASC"]):
+            stats.searches += 1
+            stats.rows += len(page)
+            self.cursor.accept(page, int(self.clock() * 1000) if now_ms is None else now_ms)
+
+    async def _sweep(self) -> None:
+        """A sweep beside the edge polls: its rows settle and are emitted by them. Counted
+        once it has completed; one that fails is started again by the next poll (an API
+        error, e.g. a bad filter, is raised by the edge poll too)."""
+        started = time.monotonic()
+        stats = PollStats(sweep=True)
+        try:
+            await self._search(stats)
+        except (MlflowUnavailableError, MlflowApiError):
+            self._until_sweep = 0
+            return
+        stats.seconds = time.monotonic() - started
+        self.last_sweep = stats
+        self._until_sweep = self.sweep_every - 1
+
+    def _stop_sweep(self) -> None:
+        if self._sweeper is not None and not self._sweeper.done():
+            self._sweeper.cancel()
 
     async def __aiter__(self) -> AsyncIterator[StreamBatch]:
         failures = 0  # consecutive polls that found the server unavailable
-        while not self._closed:
-            try:
+        try:
+            while not self._closed:
                 # Polls start an interval apart (a slow search does not push the next one
                 # back by its own duration), or sooner when a settling trace comes due.
                 self._next_poll = time.monotonic() + self.poll_interval_s
-                batch = await self.poll_once()
-            except MlflowUnavailableError as exc:
-                # Unreachable, timed out, 5xx or a proxy's 502/503/504 after the client's own
-                # retries: say so, wait (backoff), resume from the same cursor.
-                yield StreamBatch(connected=False, error=str(exc),
-                                  pending=len(self.cursor.pending))
-                self._until_sweep = 0  # traces logged during the outage may lie behind the edge
-                await self._sleep(self.backoff.delay(failures))
-                failures += 1
-                self._next_poll = 0.0
-                continue
-            except MlflowApiError:
-                raise  # a bad filter will not fix itself: let the caller show it
-            if batch.traces or failures:
-                failures = 0
-                yield batch
-            await self._sleep(self._next_wait_s(self._next_poll - time.monotonic()))
+                if self._caught_up and self._until_sweep <= 0 and (
+                        self._sweeper is None or self._sweeper.done()):
+                    self._sweeper = asyncio.create_task(self._sweep())
+                try:
+                    # The first poll (or the first after an outage) sweeps here: it is the
+                    # catch-up, and an edge poll beside it would read the same rows.
+                    batch = await self.poll_once(sweep=not self._caught_up)
+                except MlflowUnavailableError as exc:
+                    # Unreachable, timed out, 5xx or a proxy's 502/503/504 after the client's
+                    # own retries: say so, wait (backoff), resume from the same cursor.
+                    yield StreamBatch(connected=False, error=str(exc),
+                                      pending=len(self.cursor.pending))
+                    # Traces logged during the outage may lie behind the edge.
+                    self._until_sweep = 0
+                    self._caught_up = False
+                    self._stop_sweep()
+                    await self._sleep(self.backoff.delay(failures))
+                    failures += 1
+                    self._next_poll = 0.0
+                    continue
+                except MlflowApiError:
+                    raise  # a bad filter will not fix itself: let the caller show it
+                if batch.traces or failures:
+                    failures = 0
+                    yield batch
+                await self._sleep(self._next_wait_s(self._next_poll - time.monotonic()))
+        finally:
+            self._stop_sweep()
 
     def _next_wait_s(self, until_poll_s: float | None = None) -> float:
         """Until the next poll (an interval by default), or less when a settling trace comes

@@ -194,7 +194,8 @@ def run_sample(args: argparse.Namespace) -> int:
                 progress.finish()
                 _print_json({"decided": s.decided, "selected": s.selected, "queued": s.queued,
                              "tag_s": round(s.tag_s, 3),
-                             "poll_s": round(runner.stream.last_poll.seconds, 3)})
+                             **_poll_fields(runner.batch_poll or runner.stream.last_poll),
+                             "sweep_s": round(runner.stream.last_sweep.seconds, 3)})
 
             runner.on_batch = batch_line
             _stop_on_signals(runner.stream.close)
@@ -256,6 +257,12 @@ def run_report(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, body)
+
+
+def _poll_fields(poll: Any) -> dict[str, Any]:
+    """What the poll behind a batch cost, on ``sample --follow``'s lines (bench/
+    sampler_follow.py reads them): seconds, whether it swept the look-back, searches."""
+    return {"poll_s": round(poll.seconds, 3), "sweep": poll.sweep, "searches": poll.searches}
 
 
 def _print_json(doc: Any) -> None:

@@ -29,7 +29,7 @@ from trace_tui.core.client import MlflowClient
 from trace_tui.core.errors import ConfigError, MlflowApiError, MlflowUnavailableError
 from trace_tui.core.model import TraceInfo
 from trace_tui.core.retry import Backoff
-from trace_tui.core.stream import LiveStream
+from trace_tui.core.stream import LiveStream, PollStats
 from trace_tui.evaluation import queue
 from trace_tui.evaluation.records import record_from_info
 
@@ -230,6 +230,10 @@ class SampleStats:
     tag_s: float = 0.0  # seconds spent writing one selected trace's tags, summed over traces
 
 
+# follow's queue: a poll's traces, the cursor it left, what the poll cost.
+_Batch = tuple[list[TraceInfo], int, PollStats | None]
+
+
 @dataclass
 class _Snapshot:
     """A state to save once the tag writes it depends on have landed."""
@@ -280,6 +284,7 @@ class SampleRunner:
         self.queued_batches = max(1, queued_batches)
         self.stats = SampleStats()
         self.on_batch = on_batch
+        self.batch_poll: PollStats | None = None  # follow: the poll of the batch just decided
         self.on_progress = on_progress  # (phase, done, total): reading | tagging
         start = state.cursor_ms if state.cursor_ms is not None else since_ms
         self.stream = LiveStream(client, experiment_ids, filter_string=source_filter(policy),
@@ -426,19 +431,18 @@ class SampleRunner:
             self.on_batch(decisions, self.stats)
         return self.stats
 
-    async def _poll_into(self, batches: asyncio.Queue[tuple[list[TraceInfo], int]]) -> None:
+    async def _poll_into(self, batches: asyncio.Queue[_Batch]) -> None:
         """The stream's batches, each with the cursor it left (the state to save once the
         batch is decided); waits while the queue is full, so the cursor never runs far
         ahead of the decisions."""
         async for batch in self.stream:
             if batch.connected and batch.traces:
-                await batches.put((batch.traces, self.stream.cursor.cursor_ms))
+                await batches.put((batch.traces, self.stream.cursor.cursor_ms, batch.poll))
 
     async def follow(self, checkpoint_every_s: float = 10.0) -> SampleStats:
         """Decide new traces as they settle until the stream is closed; the next poll runs
         while this one's traces are decided and tagged."""
-        batches: asyncio.Queue[tuple[list[TraceInfo], int]] = asyncio.Queue(
-            self.queued_batches)
+        batches: asyncio.Queue[_Batch] = asyncio.Queue(self.queued_batches)
         self._outlast = Backoff(first_s=0.5, max_s=5.0)
         poller = asyncio.create_task(self._poll_into(batches))
         saving: asyncio.Task[None] | None = None
@@ -450,14 +454,14 @@ class SampleRunner:
                 if poller.done():  # closed (or failed): decide what it queued, then stop
                     if batches.empty():
                         break
-                    traces, batch_cursor_ms = batches.get_nowait()
+                    traces, batch_cursor_ms, self.batch_poll = batches.get_nowait()
                 else:
                     getter = asyncio.ensure_future(batches.get())
                     await asyncio.wait({getter, poller}, return_when=asyncio.FIRST_COMPLETED)
                     if not getter.done():
                         getter.cancel()
                         continue
-                    traces, batch_cursor_ms = getter.result()
+                    traces, batch_cursor_ms, self.batch_poll = getter.result()
                 while len(self._in_flight) >= self.max_pending_tags:  # tagging fell behind
                     await asyncio.wait(set(self._in_flight),
                                        return_when=asyncio.FIRST_COMPLETED)
