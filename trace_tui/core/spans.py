@@ -10,8 +10,8 @@ import contextlib
 import gc
 import json
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 try:  # a JSON parser several times faster on big span payloads; json is the fallback
     from orjson import loads as json_loads
@@ -28,6 +28,8 @@ from trace_tui.core.model import (
     with_info,
 )
 from trace_tui.core.span_cache import Cached, SpanCache, rows_of, tree_of
+
+T = TypeVar("T")
 
 SEARCH_PAGE_MAX = 500  # the server rejects max_results > 500 (batchGetInfos chunks too)
 
@@ -155,31 +157,20 @@ class SpanReads:
         are then left undecoded: ``get_trace_json`` reads them, from the cache, if needed).
         A finished trace in the span cache is read, and its tree built (in a thread, GC
         paused), while its info is requested: the info then only completes the tree."""
-        cache = self.span_cache
-        loading = None
-        if cache is not None and cache.has(self.tracking_uri, trace_id):
-            loading = asyncio.ensure_future(asyncio.to_thread(self._load_cached, trace_id))
-        try:
-            info = await self._trace_info_json(trace_id)
-        except BaseException:
-            if loading is not None:
-                await asyncio.gather(loading, return_exceptions=True)
-            raise
+        info, loaded = await self._info_with_cached(trace_id, self._load_cached)
         finished = info.get("state") in FINISHED
-        if loading is not None:
-            loaded = await loading
-            if finished and loaded is not None:
-                cached, tree = loaded
-                raw_spans = cached.spans
-                if raw_spans is None and tree is not None:  # from the rows
-                    return with_info(tree, TraceInfo.from_json(info)), None
-                payload: dict[str, Any] = {"trace_info": info, "spans": raw_spans or []}
-                if tree is None:  # spans that do not decode: fail as without the cache
-                    return await decode_off_loop(payload), payload
-                tree = with_info(tree, TraceInfo.from_json(info))
-                if raw_spans is not None and cached.walk is None:  # older or tree-less file
-                    self._cache_later(trace_id, raw_spans, tree)  # rewritten with rows
-                return tree, payload
+        if finished and loaded is not None:
+            cached, tree = loaded
+            raw_spans = cached.spans
+            if raw_spans is None and tree is not None:  # from the rows
+                return with_info(tree, TraceInfo.from_json(info)), None
+            payload: dict[str, Any] = {"trace_info": info, "spans": raw_spans or []}
+            if tree is None:  # spans that do not decode: fail as without the cache
+                return await decode_off_loop(payload), payload
+            tree = with_info(tree, TraceInfo.from_json(info))
+            if raw_spans is not None and cached.walk is None:  # older or tree-less file
+                self._cache_later(trace_id, raw_spans, tree)  # rewritten with rows
+            return tree, payload
         unwritten = self._unwritten.get(trace_id) if finished else None
         if unwritten is not None:  # handed over moments ago, its cache write still waiting
             payload = {"trace_info": info, "spans": unwritten}
@@ -195,6 +186,23 @@ class SpanReads:
         if finished:
             self._cache_later(trace_id, spans, tree)
         return tree, payload
+
+    async def _info_with_cached(self, trace_id: str, read: Callable[[str], T | None]
+                                ) -> tuple[dict[str, Any], T | None]:
+        """The trace's info JSON, and ``read(trace_id)`` of the span cache run in a thread
+        while the info is requested (None when the trace is not cached). Only finished
+        traces are cached, and the caller uses the cached result only if the info says so."""
+        cache = self.span_cache
+        reading = None
+        if cache is not None and cache.has(self.tracking_uri, trace_id):
+            reading = asyncio.ensure_future(asyncio.to_thread(read, trace_id))
+        try:
+            info = await self._trace_info_json(trace_id)
+        except BaseException:
+            if reading is not None:
+                await asyncio.gather(reading, return_exceptions=True)
+            raise
+        return info, (await reading if reading is not None else None)
 
     def _load_cached(self, trace_id: str) -> tuple[Cached, TraceTree | None] | None:
         """A cached trace's spans and its tree without the info (in a worker thread)."""
@@ -217,21 +225,10 @@ class SpanReads:
         trace-data endpoint, then ``traces/get``. Spans may be in either encoding."""
         # The info is read before the spans: a trace seen finished here has its final spans.
         # Only finished traces are cached, so a cached file is read while the info comes.
-        cache = self.span_cache
-        cached = None
-        if cache is not None and cache.has(self.tracking_uri, trace_id):
-            cached = asyncio.ensure_future(asyncio.to_thread(self._read_cached, trace_id))
-        try:
-            info = await self._trace_info_json(trace_id)
-        except BaseException:
-            if cached is not None:
-                await asyncio.gather(cached, return_exceptions=True)
-            raise
+        info, spans = await self._info_with_cached(trace_id, self._read_cached)
         finished = info.get("state") in FINISHED
-        if cached is not None:
-            spans = await cached
-            if finished and spans is not None:
-                return {"trace_info": info, "spans": spans}
+        if finished and spans is not None:
+            return {"trace_info": info, "spans": spans}
         unwritten = self._unwritten.get(trace_id) if finished else None
         if unwritten is not None:  # its cache write still waiting
             return {"trace_info": info, "spans": unwritten}
