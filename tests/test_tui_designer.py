@@ -274,6 +274,11 @@ async def test_sampling_screen_edit_shows_a_bad_edit_inline(seeded, tmp_path: Pa
         line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
                     if "fair" in t)
         assert f"{path}:{line}:" in str(screen.query_one("#sampling-error").render())
+        # the plan computed when the policy opened may finish after the edit: the error stays
+        await wait_for(pilot, lambda: screen.console.dry_run is not None, timeout=60,
+                       what="the plan")
+        await pilot.pause()
+        assert f"{path}:{line}:" in str(screen.query_one("#sampling-error").render())
 
 
 # ---------------------------------------------------------------------- typed edits (forms)

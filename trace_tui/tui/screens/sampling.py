@@ -182,11 +182,15 @@ class SamplingScreen(Screen[None]):
     async def _dry_run(self) -> None:
         with contextlib.suppress(NoMatches):
             self.query_one("#sampling-totals", SafeStatic).update("computing the plan ...")
+        before = self.console.error
         try:
             await self.console.refresh_dry_run()
-            self.console.error = ""
+            failed = ""
         except TraceTuiError as exc:
-            self.console.error = str(exc)
+            failed = str(exc)
+        # An error set while the plan was computed (an $EDITOR edit's lint) is newer: keep it.
+        if self.console.error == before:
+            self.console.error = failed
         self._show()
 
     # ------------------------------------------------------------------ rendering
