@@ -10,6 +10,7 @@ depend on any of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -123,10 +124,15 @@ async def test_state_saved_by_earlier_versions_is_still_read(layout_servers, jud
                                        await sampling.load_state(client, run_id, policy, "main"),
                                        "main", since_ms=0)
         seen: dict[str, TraceInfo] = {}
-        deadline = time.monotonic() + 60
-        while len(seen) < 30 and time.monotonic() < deadline:  # fresh traces settle first
-            seen.update((i.trace_id, i) for i in (await runner.stream.poll_once()).traces)
-            await asyncio.sleep(0.5)  # the poll cadence of a bounded wait on a condition
+
+        async def all_settled() -> None:  # fresh traces settle first: the stream's own waits
+            async with contextlib.aclosing(aiter(runner.stream)) as batches:
+                async for batch in batches:
+                    seen.update((i.trace_id, i) for i in batch.traces)
+                    if len(seen) >= 30:
+                        return
+
+        await asyncio.wait_for(all_settled(), timeout=60)
         assert len(seen) == 30
         infos = sorted(seen.values(), key=lambda i: (i.request_time_ms, i.trace_id))
         decisions = [runner.sampler.decide(r)
