@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .classify import UNMATCHED, compile_classifier, compile_rules
 from .counts import PopulationCounts
 from .plan import build_plan, history_from_populations
-from .policy import Policy
+from .policy import JudgeDecl, Policy
 from .record import TraceRecord
+from .rules import Rule
 
 COLUMNS = [
     "rule", "stratum", "population", "population_per_window", "rate", "inclusion_probability",
@@ -64,13 +65,7 @@ def dry_run(
         rule = rule_by_name.get(rule_name)
         sp = plan.strata.get(s)
         rate = sp.rate if sp is not None else 0.0
-        js = [judges[n] for n in rule.judges] if rule is not None else []
-        fmax = max((j.sample_fraction for j in js), default=1.0)
-        incl = rate * fmax
-        tokens = sum(
-            rate * j.sample_fraction * j.tokens_for(r.total_tokens) for r in recs for j in js
-        )
-        usd = sum(rate * j.sample_fraction * j.usd_for(r.total_tokens) for r in recs for j in js)
+        incl, tokens, usd = stratum_cost(rate, rule, judges, recs)
         rows.append({
             "rule": rule_name, "stratum": s, "population": len(recs),
             "population_per_window": len(recs) / n_windows, "rate": rate,
@@ -83,6 +78,20 @@ def dry_run(
     df.attrs.update({"windows": n_windows, "window_s": policy.budget.window_s,
                      "notes": list(plan.notes)})  # fmt: skip
     return df
+
+
+def stratum_cost(rate: float, rule: Rule | None, judges: Mapping[str, JudgeDecl],
+                 records: list[TraceRecord]) -> tuple[float, float, float]:
+    """(inclusion probability, expected judge tokens, expected dollars) of a stratum's
+    ``records`` sampled at ``rate`` by ``rule``: each judge sees its sample fraction of the
+    sample, so a trace's inclusion is the rate times the largest fraction. One rule for the
+    dry run and the designer's preview, so both show the same numbers."""
+    js = [judges[n] for n in rule.judges] if rule is not None else []
+    fmax = max((j.sample_fraction for j in js), default=1.0)
+    tokens = sum(rate * j.sample_fraction * j.tokens_for(r.total_tokens)
+                 for r in records for j in js)
+    usd = sum(rate * j.sample_fraction * j.usd_for(r.total_tokens) for r in records for j in js)
+    return rate * fmax, tokens, usd
 
 
 def _by_population(

@@ -11,7 +11,7 @@ from typing import Any
 
 from samplers import Policy, TraceRecord
 from samplers.classify import UNMATCHED, compile_classifier, compile_rules
-from samplers.dryrun import group_by_stratum
+from samplers.dryrun import group_by_stratum, stratum_cost
 from samplers.plan import build_plan, history_from_populations
 from samplers.precision import (
     StratumDesign,
@@ -120,17 +120,13 @@ def preview(policy: Policy, window: DesignWindow, *, judge: str | None = None,
         rule = rules.get(rule_name)
         sp = plan.strata.get(s)
         rate = sp.rate if sp is not None else 0.0
-        js = [judges[n] for n in rule.judges] if rule is not None else []
-        fmax = max((j.sample_fraction for j in js), default=1.0)
         per_window = scale / n_windows
-        tokens = sum(rate * j.sample_fraction * j.tokens_for(r.total_tokens)
-                     for r in recs for j in js) * per_window
-        usd = sum(rate * j.sample_fraction * j.usd_for(r.total_tokens)
-                  for r in recs for j in js) * per_window
+        incl, tokens, usd = stratum_cost(rate, rule, judges, recs)
         vs = [x for r in recs if (x := verdict(r)) is not None]
         p = shrunk_rate(sum(vs), len(vs), pooled) if vs else pooled
         rows.append(PreviewRow(rule_name, s, len(recs) * per_window, rate,
-                               rate * fmax * len(recs) * per_window, tokens, usd, p, len(vs),
+                               incl * len(recs) * per_window, tokens * per_window,
+                               usd * per_window, p, len(vs),
                                sp.basis if sp is not None else "unmatched"))
         if rule is None or isinstance(rule, DropRule):
             continue
